@@ -1,0 +1,1 @@
+"""Leangen-assistenten: grounded answers from Leangen-erklæringen."""

@@ -1,0 +1,197 @@
+"""From retrieved hits to a cited Norwegian answer (the extractive backend), and the LCEL chain."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from assistant.errors import InvalidQuestionError
+from assistant.relevance import Calibration, QueryWord, TermIndex, has_summary_intent
+from assistant.retrieval import Scored
+from assistant.text import content_terms
+from assistant.types import Chunk, Citation
+
+REFUSAL = "Leangen-erklæringen sier ikke noe om dette, så jeg kan ikke svare på det ut fra plattformen."
+RELATED_INTRO = "Dette er de nærmeste løftene jeg fant:"
+MAX_TOPIC_CITATIONS = 30
+GROUP_BY_CHAPTER_FROM = 5
+
+
+def clean_question(raw: str, max_chars: int) -> str:
+    """Validate and tidy a question; raise a Norwegian message the user can act on."""
+    text = "".join(
+        " " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") or ch == "\ufffd" else ch for ch in raw
+    )
+    text = re.sub(r"\s+", " ", text).strip()
+    if not text:
+        raise InvalidQuestionError("Spørsmålet er tomt. Skriv et spørsmål om Leangen-erklæringen.")
+    if len(text) > max_chars:
+        raise InvalidQuestionError(
+            f"Spørsmålet er for langt ({len(text)} tegn). Skriv det kortere, under {max_chars} tegn."
+        )
+    if not any(ch.isalnum() for ch in text):
+        raise InvalidQuestionError(
+            "Spørsmålet inneholder ingen ord. Skriv et spørsmål med ord, for eksempel "
+            "«Hva vil byrådet gjøre med fastlegeordningen?»."
+        )
+    return text
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the answer stage decided: the chunks to cite (in order), or a refusal."""
+
+    cited: tuple[Chunk, ...]
+    refused: bool
+    related: tuple[Chunk, ...]
+    mode: str
+    answerability: float
+
+
+def standout(dense: np.ndarray) -> float:
+    """How many standard deviations the best chunk lies above the question's mean score."""
+    if len(dense) < 2:
+        return 0.0
+    spread = float(dense.std())
+    return float((dense.max() - dense.mean()) / spread) if spread > 0 else 0.0
+
+
+def _heading_groups(chunks: Sequence[Chunk]) -> dict[tuple[str, str, str], list[int]]:
+    """Pledge positions per sub-heading, and per whole section (keyed with an empty sub-heading)."""
+    groups: dict[tuple[str, str, str], list[int]] = {}
+    for i, chunk in enumerate(chunks):
+        if chunk.kind != "pledge":
+            continue
+        groups.setdefault((chunk.chapter, chunk.section, ""), []).append(i)
+        if chunk.subheading:
+            groups.setdefault((chunk.chapter, chunk.section, chunk.subheading), []).append(i)
+    return groups
+
+
+def _matches_title(query: list[QueryWord], title_terms: frozenset[str]) -> bool:
+    def covered(term: str) -> bool:
+        return any(w.stem == term or (len(w.stem) >= 4 and term.startswith(w.stem)) for w in query)
+
+    return bool(title_terms) and all(covered(t) for t in title_terms)
+
+
+def select_heading(
+    question: str, query: list[QueryWord], chunks: Sequence[Chunk], terms: TermIndex
+) -> list[int] | None:
+    """All pledges under a section or sub-heading the question names ("Hva står det om kulturskolen?")."""
+    summary = has_summary_intent(question)
+    best: list[int] | None = None
+    best_size = 0
+    for (_chapter, section, subheading), positions in _heading_groups(chunks).items():
+        title = subheading or section
+        title_terms = frozenset(content_terms(title)) - {"byråd"}
+        if not _matches_title(query, title_terms):
+            continue
+        extra = [w for w in query if not any(w.stem == t or t.startswith(w.stem) for t in title_terms)]
+        if extra and not summary:
+            continue
+        # Prefer the most specific heading the question names (most title words).
+        if len(title_terms) > best_size:
+            best, best_size = positions, len(title_terms)
+    return best
+
+
+def select_topic(question: str, query: list[QueryWord], chunks: Sequence[Chunk], terms: TermIndex) -> list[int] | None:
+    """All pledges on a topic ("alle løfter om sykkel"), when the question asks for all of them."""
+    if not has_summary_intent(question) or not query:
+        return None
+    positions = [
+        i
+        for i, chunk in enumerate(chunks)
+        if chunk.kind == "pledge" and all(terms.matches(w, i, with_heading=False) for w in query)
+    ]
+    return positions or None
+
+
+def select(
+    question: str,
+    scored: Scored,
+    ranked: Sequence[int],
+    chunks: Sequence[Chunk],
+    terms: TermIndex,
+    calibration: Calibration,
+) -> Selection:
+    query = terms.query_words(question)
+    candidates = list(ranked)
+    coverage = {i: terms.coverage(query, i) for i in candidates}
+    answerability = standout(scored.dense) + calibration.answer_coverage_weight * max(coverage.values(), default=0.0)
+    heading = select_heading(question, query, chunks, terms)
+    if heading:
+        return Selection(tuple(chunks[i] for i in heading), False, (), "section", answerability)
+    if answerability < calibration.threshold:
+        related = tuple(chunks[i] for i in candidates[:3])
+        return Selection((), True, related, "refused", answerability)
+    topic = select_topic(question, query, chunks, terms)
+    if topic:
+        topic = sorted(topic, key=lambda i: -float(scored.fused[i]))[:MAX_TOPIC_CITATIONS]
+        topic.sort()
+        return Selection(tuple(chunks[i] for i in topic), False, (), "topic", answerability)
+    relevance = {
+        i: float(scored.fused[i])
+        + calibration.cite_coverage_weight * coverage[i]
+        - (calibration.passage_penalty if chunks[i].kind == "passage" else 0.0)
+        for i in candidates
+    }
+    best = max(relevance.values(), default=0.0)
+    chosen = sorted((i for i in candidates if relevance[i] >= best - calibration.margin), key=lambda i: -relevance[i])
+    return Selection(tuple(chunks[i] for i in chosen[: calibration.max_citations]), False, (), "ranked", answerability)
+
+
+def with_marker(text: str, marker: str) -> str:
+    """Put the citation marker inside the sentence: "… i året [1]."."""
+    body = text.rstrip()
+    end = "."
+    if body.endswith((".", "!", "?")):
+        end = body[-1]
+        body = body[:-1].rstrip()
+    return f"{body.rstrip(',;:')} {marker}{end}"
+
+
+def _pledge_sentence(text: str, marker: str, *, also: bool) -> str:
+    lead = "Byrådet vil også" if also else "Byrådet vil"
+    return f"{lead} {with_marker(text, marker)}"
+
+
+def _passage_sentence(text: str, marker: str) -> str:
+    return f"Erklæringen sier: «{text.rstrip()}» {marker}"
+
+
+def compose(selection: Selection) -> tuple[str, tuple[Citation, ...]]:
+    """Write the answer: pledges read as sentences, grouped by chapter when there are many."""
+    if selection.refused:
+        return REFUSAL, ()
+    citations = tuple(Citation(n, chunk) for n, chunk in enumerate(selection.cited, start=1))
+    chapters = list(dict.fromkeys(c.chunk.chapter for c in citations))
+    if len(citations) < GROUP_BY_CHAPTER_FROM:
+        sentences = []
+        pledges_seen = 0
+        for citation in citations:
+            marker = f"[{citation.n}]"
+            if citation.chunk.kind == "pledge":
+                sentences.append(_pledge_sentence(citation.chunk.text, marker, also=pledges_seen > 0))
+                pledges_seen += 1
+            else:
+                sentences.append(_passage_sentence(citation.chunk.text, marker))
+        return " ".join(sentences), citations
+    lines = [f"Leangen-erklæringen har {len(citations)} punkter om dette. Byrådet vil:"]
+    for chapter in chapters:
+        if len(chapters) > 1:
+            lines.append(f"\n**{chapter}**")
+        for citation in citations:
+            if citation.chunk.chapter != chapter:
+                continue
+            text = citation.chunk.text.rstrip()
+            if citation.chunk.kind == "passage":
+                lines.append(f"- «{text}» [{citation.n}]")
+            else:
+                lines.append(f"- {with_marker(text, f'[{citation.n}]')}")
+    return "\n".join(lines), citations

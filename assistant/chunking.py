@@ -1,0 +1,65 @@
+"""Units -> chunks. A pledge is one chunk; prose is cut into token-bounded pieces at sentences."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+
+from assistant.types import Chunk, Unit
+
+TokenCounter = Callable[[str], int]
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-ZÆØÅ0-9«\"“])")
+
+
+def retrieval_text(unit: Unit, text: str) -> str:
+    """The text that is embedded and searched: heading path, then the words of the platform.
+
+    A pledge completes "Byrådet vil …", so it is searched in that form; the text shown and cited
+    stays the verbatim bullet.
+    """
+    body = f"Byrådet vil {text}" if unit.kind == "pledge" else text
+    return f"{unit.heading_path}: {body}"
+
+
+def split_sentences(text: str) -> list[str]:
+    return [s for s in _SENTENCE_END.split(text) if s.strip()]
+
+
+def _pieces(text: str, max_tokens: int, count: TokenCounter) -> list[str]:
+    if count(text) <= max_tokens:
+        return [text]
+    pieces: list[str] = []
+    current = ""
+    for sentence in split_sentences(text):
+        candidate = f"{current} {sentence}".strip()
+        if current and count(candidate) > max_tokens:
+            pieces.append(current)
+            current = sentence
+        else:
+            current = candidate
+    if current:
+        pieces.append(current)
+    return pieces
+
+
+def chunk_units(units: Iterable[Unit], max_tokens: int, count: TokenCounter) -> list[Chunk]:
+    chunks: list[Chunk] = []
+    for unit in units:
+        pieces = [unit.text] if unit.kind == "pledge" else _pieces(unit.text, max_tokens, count)
+        for index, piece in enumerate(pieces, start=1):
+            chunks.append(
+                Chunk(
+                    id=unit.id if len(pieces) == 1 else f"{unit.id}#{index}",
+                    unit_id=unit.id,
+                    kind=unit.kind,
+                    text=piece,
+                    retrieval_text=retrieval_text(unit, piece),
+                    chapter=unit.chapter,
+                    section=unit.section,
+                    subheading=unit.subheading,
+                    doc_id=unit.doc_id,
+                    number=unit.number,
+                    n_tokens=count(piece),
+                )
+            )
+    return chunks

@@ -1,0 +1,271 @@
+"""Command line: `python -m assistant ask|search|index|eval|calibrate|bench`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from assistant.answering import RELATED_INTRO
+from assistant.core import Assistant
+from assistant.errors import (
+    AssistantError,
+    IndexCorruptError,
+    IndexMissingError,
+    IndexStaleError,
+    InvalidQuestionError,
+)
+from assistant.index import load_index
+from assistant.settings import PROJECT_ROOT, Settings, load_settings
+from assistant.types import Answer
+
+MAX_JSONL_LINE_CHARS = 100_000
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def answer_to_json(answer: Answer, question_id: Any) -> dict[str, Any]:
+    return {
+        "id": question_id,
+        "question": answer.question,
+        "answer": answer.text,
+        "refused": answer.refused,
+        "citations": [
+            {
+                "n": c.n,
+                "id": c.chunk.unit_id,
+                "text": c.chunk.text,
+                "chapter": c.chunk.chapter,
+                "section": c.chunk.section,
+            }
+            for c in answer.citations
+        ],
+        "retrieved": [
+            {"id": h.chunk.unit_id, "chunk_id": h.chunk.id, "text": h.chunk.text, "score": round(h.score, 6)}
+            for h in answer.retrieved
+        ],
+        "related": [{"id": c.unit_id, "text": c.text} for c in answer.related],
+        "backend": answer.backend,
+        "timings_ms": answer.timings_ms,
+        "error": None,
+    }
+
+
+def error_json(question_id: Any, question: Any, code: str, message: str, backend: str) -> dict[str, Any]:
+    return {
+        "id": question_id,
+        "question": question if isinstance(question, str) else None,
+        "answer": None,
+        "refused": False,
+        "citations": [],
+        "retrieved": [],
+        "related": [],
+        "backend": backend,
+        "timings_ms": {},
+        "error": {"code": code, "message": message},
+    }
+
+
+def run_jsonl(assistant: Assistant, lines: Iterable[str], out: TextIO) -> int:
+    """The machine contract: one JSON result per input line, in order, flushed at once."""
+    backend = assistant.settings.backend
+    handled = 0
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        result: dict[str, Any]
+        if len(line) > MAX_JSONL_LINE_CHARS:
+            result = error_json(None, None, "line_too_long", f"Linje {number} er for lang.", backend)
+        else:
+            try:
+                item = json.loads(line)
+            except ValueError as exc:
+                item = None
+                result = error_json(None, None, "invalid_json", f"Linje {number} er ikke gyldig JSON: {exc}", backend)
+            if isinstance(item, dict):
+                question_id = item.get("id", number)
+                question = item.get("question")
+                if not isinstance(question, str):
+                    result = error_json(
+                        question_id, None, "missing_question", "Linjen mangler feltet «question» (tekst).", backend
+                    )
+                else:
+                    try:
+                        result = answer_to_json(assistant.ask(question), question_id)
+                    except InvalidQuestionError as exc:
+                        result = error_json(question_id, question, exc.code, str(exc), backend)
+            elif item is not None:
+                result = error_json(None, None, "not_an_object", f"Linje {number} er ikke et JSON-objekt.", backend)
+        out.write(json.dumps(result, ensure_ascii=False) + "\n")
+        out.flush()
+        handled += 1
+    return handled
+
+
+def print_answer(answer: Answer, out: TextIO) -> None:
+    out.write(answer.text + "\n")
+    if answer.citations:
+        out.write("\nKilder:\n")
+        for citation in answer.citations:
+            chunk = citation.chunk
+            out.write(f"[{citation.n}] {chunk.location}" + (f" › {chunk.subheading}" if chunk.subheading else ""))
+            out.write(f"  ({chunk.unit_id})\n    {chunk.text}\n")
+    elif answer.related:
+        out.write(f"\n{RELATED_INTRO}\n")
+        for chunk in answer.related:
+            out.write(f"- {chunk.location}: {chunk.text}  ({chunk.unit_id})\n")
+    timings = ", ".join(f"{k} {v:.0f} ms" for k, v in answer.timings_ms.items())
+    out.write(f"\n({answer.backend}; {timings})\n")
+
+
+def _cmd_ask(assistant: Assistant, args: argparse.Namespace) -> int:
+    if args.jsonl:
+        if args.jsonl == "-":
+            run_jsonl(assistant, sys.stdin, sys.stdout)
+        else:
+            path = Path(args.jsonl)
+            if not path.exists():
+                raise AssistantError(f"Fant ikke filen {path}.")
+            with path.open(encoding="utf-8", errors="replace") as handle:
+                run_jsonl(assistant, handle, sys.stdout)
+        return 0
+    question = " ".join(args.question)
+    if not question.strip():
+        question = input("Spørsmål: ") if sys.stdin.isatty() else sys.stdin.read()
+    print_answer(assistant.ask(question), sys.stdout)
+    return 0
+
+
+def _cmd_chat(assistant: Assistant, args: argparse.Namespace) -> int:
+    """A terminal chat: one question per line until an empty line, 'q' or end of input."""
+    print("Leangen-assistenten – still spørsmål om Leangen-erklæringen (tom linje eller «q» avslutter).")
+    print("Laster modell og indeks …", file=sys.stderr)
+    assistant.warm_up()
+    while True:
+        try:
+            question = input("\nSpørsmål: ")
+        except EOFError:
+            break
+        if question.strip().lower() in {"", "q", "quit", "exit", "avslutt"}:
+            break
+        try:
+            print_answer(assistant.ask(question), sys.stdout)
+        except InvalidQuestionError as exc:
+            print(str(exc))
+    return 0
+
+
+def _cmd_search(assistant: Assistant, args: argparse.Namespace) -> int:
+    hits = assistant.search(" ".join(args.query), args.k)
+    for rank, hit in enumerate(hits, start=1):
+        chunk = hit.chunk
+        print(f"{rank:2d}. {hit.score:.4f}  {chunk.kind:7s} {chunk.unit_id}")
+        print(f"    {chunk.location}" + (f" › {chunk.subheading}" if chunk.subheading else ""))
+        print(f"    {chunk.text}")
+    return 0
+
+
+def _cmd_index(assistant: Assistant, args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    if args.if_needed:
+        try:
+            index = load_index(assistant.settings, assistant.corpus)
+        except (IndexMissingError, IndexStaleError, IndexCorruptError) as problem:
+            print(f"{problem} Building it now.", file=sys.stderr)
+        else:
+            print(f"Index is up to date ({len(index.chunks)} chunks, {index.path.name}).", file=sys.stderr)
+            return 0
+    index = assistant.build_index()
+    print(
+        f"Index ready: {len(index.chunks)} chunks, model {index.manifest.embedding_model}, "
+        f"{time.perf_counter() - started:.1f} s.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _cmd_eval(assistant: Assistant, args: argparse.Namespace) -> int:
+    from assistant.evaluation import run_eval
+
+    return run_eval(assistant, Path(args.questions), split=args.split, out_dir=Path(args.out), gate=args.gate)
+
+
+def _cmd_calibrate(assistant: Assistant, args: argparse.Namespace) -> int:
+    from assistant.evaluation import calibrate
+
+    return calibrate(assistant, Path(args.questions), split=args.split, write=not args.dry_run)
+
+
+def _cmd_bench(assistant: Assistant, args: argparse.Namespace) -> int:
+    from assistant.evaluation import bench
+
+    return bench(assistant, Path(args.questions), out_dir=Path(args.out), rebuild=not args.no_build)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m assistant", description="Leangen-assistenten: svar med kilder fra Leangen-erklæringen."
+    )
+    parser.add_argument("--backend", help="Answer backend (default: extractive).")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ask = sub.add_parser("ask", help="Answer a question, with numbered sources.")
+    ask.add_argument("question", nargs="*", help="The question (Norwegian or English).")
+    ask.add_argument("--jsonl", metavar="FILE", help="Answer one JSON object per line ('-' = stdin).")
+    ask.set_defaults(func=_cmd_ask)
+
+    chat = sub.add_parser("chat", help="Ask questions one after another in the terminal.")
+    chat.set_defaults(func=_cmd_chat)
+
+    search = sub.add_parser("search", help="Ranked pledges and passages for a query.")
+    search.add_argument("query", nargs="+")
+    search.add_argument("-k", type=int, default=10)
+    search.set_defaults(func=_cmd_search)
+
+    index = sub.add_parser("index", help="Build or rebuild the search index.")
+    index.add_argument("--if-needed", action="store_true", help="Only build when missing, stale or damaged.")
+    index.set_defaults(func=_cmd_index)
+
+    default_questions = str(PROJECT_ROOT / "eval" / "questions.jsonl")
+    evaluate = sub.add_parser("eval", help="Run the evaluation set and report metrics.")
+    evaluate.add_argument("--questions", default=default_questions)
+    evaluate.add_argument("--split", choices=["dev", "test", "all"], default="all")
+    evaluate.add_argument("--out", default=str(PROJECT_ROOT / "eval" / "results"))
+    evaluate.add_argument("--gate", action="store_true", help="Exit 1 when a threshold in eval/thresholds.json is missed.")
+    evaluate.set_defaults(func=_cmd_eval)
+
+    calibrate = sub.add_parser("calibrate", help="Fit the refusal and citation thresholds on the dev split.")
+    calibrate.add_argument("--questions", default=default_questions)
+    calibrate.add_argument("--split", choices=["dev", "test", "all"], default="dev")
+    calibrate.add_argument("--dry-run", action="store_true")
+    calibrate.set_defaults(func=_cmd_calibrate)
+
+    bench = sub.add_parser("bench", help="Measure build time, latency and memory.")
+    bench.add_argument("--questions", default=default_questions)
+    bench.add_argument("--out", default=str(PROJECT_ROOT / "eval" / "results"))
+    bench.add_argument("--no-build", action="store_true", help="Skip the from-scratch index build timing.")
+    bench.set_defaults(func=_cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        overrides: dict[str, object] = {}
+        if args.backend:
+            overrides["backend"] = args.backend
+        settings: Settings = load_settings(**overrides)
+        assistant = Assistant(settings, progress=_progress)
+        return int(args.func(assistant, args))
+    except AssistantError as exc:
+        print(f"Feil: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("Avbrutt.", file=sys.stderr)
+        return 130

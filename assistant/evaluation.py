@@ -1,0 +1,302 @@
+"""Evaluation: pure metric functions, the runner, threshold calibration and the benchmark."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from assistant.core import Assistant
+from assistant.errors import AssistantError
+from assistant.relevance import Calibration
+from assistant.settings import PROJECT_ROOT
+
+THRESHOLDS_FILE = PROJECT_ROOT / "eval" / "thresholds.json"
+
+
+# --- metrics (pure) --------------------------------------------------------------------------
+
+
+def recall_at_k(retrieved: Sequence[str], gold: Iterable[str], k: int) -> float:
+    """Share of the gold units in the top k, capped: a question with 12 gold pledges is not
+    penalised for having only k slots (denominator min(|gold|, k))."""
+    gold_set = set(gold)
+    if not gold_set:
+        return 1.0
+    found = len(gold_set & set(retrieved[:k]))
+    return found / min(len(gold_set), k)
+
+
+def reciprocal_rank(retrieved: Sequence[str], gold: Iterable[str]) -> float:
+    gold_set = set(gold)
+    for rank, unit_id in enumerate(retrieved, start=1):
+        if unit_id in gold_set:
+            return 1.0 / rank
+    return 0.0
+
+
+def citation_precision(cited: Sequence[str], gold: Iterable[str]) -> float | None:
+    """Share of citations that point to a gold unit; None when nothing was cited."""
+    if not cited:
+        return None
+    gold_set = set(gold)
+    return sum(1 for c in cited if c in gold_set) / len(cited)
+
+
+def citation_recall(cited: Sequence[str], gold: Iterable[str]) -> float | None:
+    gold_set = set(gold)
+    if not gold_set:
+        return None
+    return len(gold_set & set(cited)) / len(gold_set)
+
+
+def mean(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else None
+
+
+def dedupe(ids: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(ids))
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Per-question scores; None where a metric does not apply."""
+
+    recall5: float | None
+    mrr: float | None
+    precision: float | None
+    recall: float | None
+    refused: bool
+    answerable: bool
+
+
+def score_result(item: dict[str, Any], result: dict[str, Any]) -> Scores:
+    gold = item.get("gold", [])
+    answerable = bool(item.get("answerable", bool(gold)))
+    retrieved = dedupe(r["id"] for r in result.get("retrieved", []))
+    cited = dedupe(c["id"] for c in result.get("citations", []))
+    has_gold = answerable and bool(gold)
+    return Scores(
+        recall5=recall_at_k(retrieved, gold, 5) if has_gold else None,
+        mrr=reciprocal_rank(retrieved, gold) if has_gold else None,
+        precision=citation_precision(cited, gold) if has_gold else None,
+        recall=citation_recall(cited, gold) if has_gold else None,
+        refused=bool(result.get("refused")),
+        answerable=answerable,
+    )
+
+
+def summarise(scores: Sequence[Scores]) -> dict[str, float | int | None]:
+    answerable = [s for s in scores if s.answerable]
+    unanswerable = [s for s in scores if not s.answerable]
+    return {
+        "n": len(scores),
+        "recall@5": mean(s.recall5 for s in scores),
+        "mrr": mean(s.mrr for s in scores),
+        "citation_precision": mean(s.precision for s in scores),
+        "citation_recall": mean(s.recall for s in scores),
+        "unanswerable_refused": mean(1.0 if s.refused else 0.0 for s in unanswerable) if unanswerable else None,
+        "answerable_refused": mean(1.0 if s.refused else 0.0 for s in answerable) if answerable else None,
+    }
+
+
+# --- runner ----------------------------------------------------------------------------------
+
+
+def load_questions(path: Path, split: str = "all") -> list[dict[str, Any]]:
+    if not path.exists():
+        raise AssistantError(f"Fant ikke spørsmålsfilen {path}.")
+    items = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [i for i in items if split == "all" or i.get("split") == split]
+
+
+def answer_all(assistant: Assistant, items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    from assistant.cli import answer_to_json
+
+    return [answer_to_json(assistant.ask(item["question"]), item.get("id")) for item in items]
+
+
+def _fmt(value: float | int | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def report_markdown(overall: dict[str, Any], by_category: dict[str, dict[str, Any]], title: str) -> str:
+    keys = ["n", "recall@5", "mrr", "citation_precision", "citation_recall", "unanswerable_refused", "answerable_refused"]
+    lines = [f"# {title}", "", "| category | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for name, summary in [*sorted(by_category.items()), ("**overall**", overall)]:
+        lines.append(f"| {name} | " + " | ".join(_fmt(summary[k]) for k in keys) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def run_eval(assistant: Assistant, questions: Path, *, split: str, out_dir: Path, gate: bool) -> int:
+    items = load_questions(questions, split)
+    assistant.warm_up()
+    results = answer_all(assistant, items)
+    scores = [score_result(item, result) for item, result in zip(items, results, strict=True)]
+    by_category: dict[str, list[Scores]] = defaultdict(list)
+    for item, score in zip(items, scores, strict=True):
+        by_category[item.get("category", "uncategorised")].append(score)
+    overall = summarise(scores)
+    categories = {name: summarise(group) for name, group in by_category.items()}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with (out_dir / f"results-{split}.jsonl").open("w", encoding="utf-8") as handle:
+        for item, result, score in zip(items, results, scores, strict=True):
+            handle.write(json.dumps({"item": item, "result": result, "scores": score.__dict__}, ensure_ascii=False) + "\n")
+    report = report_markdown(overall, categories, f"Evaluation ({split}, backend {assistant.settings.backend})")
+    (out_dir / f"report-{split}.md").write_text(report, encoding="utf-8")
+    print(report)
+    if gate:
+        failures = check_thresholds(overall, json.loads(THRESHOLDS_FILE.read_text(encoding="utf-8")))
+        for failure in failures:
+            print(f"THRESHOLD MISSED: {failure}", file=sys.stderr)
+        return 1 if failures else 0
+    return 0
+
+
+def check_thresholds(overall: dict[str, Any], thresholds: dict[str, dict[str, float]]) -> list[str]:
+    failures = []
+    for key, minimum in thresholds.get("min", {}).items():
+        if overall.get(key) is None or overall[key] < minimum:
+            failures.append(f"{key} = {_fmt(overall.get(key))} < {minimum}")
+    for key, maximum in thresholds.get("max", {}).items():
+        if overall.get(key) is None or overall[key] > maximum:
+            failures.append(f"{key} = {_fmt(overall.get(key))} > {maximum}")
+    return failures
+
+
+# --- calibration -----------------------------------------------------------------------------
+
+
+def _pick_threshold(scores: Sequence[float], answerable: Sequence[bool], forced: Sequence[bool]) -> tuple[float, float]:
+    """Threshold that refuses the most unanswerable questions while refusing at most 5 % of the
+    answerable ones; returns (cost, threshold). `forced` marks questions answered regardless."""
+    values = sorted(set(scores))
+    cuts = [values[0] - 1.0] + [(a + b) / 2 for a, b in zip(values, values[1:], strict=False)] + [values[-1] + 1.0]
+    n_answerable = max(1, sum(answerable))
+    n_unanswerable = max(1, len(answerable) - sum(answerable))
+    best: tuple[float, float] | None = None
+    for cut in cuts:
+        refused = [s < cut and not f for s, f in zip(scores, forced, strict=True)]
+        wrongly_refused = sum(r for r, a in zip(refused, answerable, strict=True) if a) / n_answerable
+        wrongly_answered = sum(not r for r, a in zip(refused, answerable, strict=True) if not a) / n_unanswerable
+        cost = wrongly_answered + (10.0 if wrongly_refused > 0.05 else 0.0) + wrongly_refused
+        if best is None or cost < best[0] - 1e-9:
+            best = (cost, cut)
+    assert best is not None
+    return best
+
+
+def _f_half(precisions: Sequence[float], recalls: Sequence[float]) -> float:
+    """F0.5: a wrong citation misleads, a missing one does not, so precision weighs more."""
+    p, r = statistics.fmean(precisions), statistics.fmean(recalls)
+    return (1 + 0.25) * p * r / (0.25 * p + r) if p + r else 0.0
+
+
+def calibrate(assistant: Assistant, questions: Path, *, split: str, write: bool) -> int:
+    """Fit the answerability threshold, then the citation selection, on one split (dev)."""
+    items = load_questions(questions, split)
+    assistant.warm_up()
+    retrieved = [assistant.retrieve(item["question"]) for item in items]
+    answerable = [bool(item.get("answerable", bool(item.get("gold")))) for item in items]
+    base = assistant.calibration
+    best: tuple[float, float, float] | None = None
+    for weight in [w / 4 for w in range(0, 17)]:
+        assistant.with_calibration(replace(base, answer_coverage_weight=weight, threshold=float("-inf")))
+        selections = [assistant.select(r) for r in retrieved]
+        cost, cut = _pick_threshold(
+            [s.answerability for s in selections], answerable, [s.mode == "section" for s in selections]
+        )
+        if best is None or cost < best[0] - 1e-9:
+            best = (cost, weight, cut)
+    assert best is not None
+    fitted = replace(base, answer_coverage_weight=best[1], threshold=round(best[2], 4))
+    chosen, best_f = fitted, -1.0
+    for cite_weight in (0.0, 0.02, 0.05, 0.1, 0.2):
+        for margin in [m / 100 for m in range(0, 11)]:
+            for max_citations in (2, 3, 4, 5, 6):
+                for penalty in (0.0, 0.02, 0.05):
+                    candidate = replace(
+                        fitted,
+                        cite_coverage_weight=cite_weight,
+                        margin=margin,
+                        max_citations=max_citations,
+                        passage_penalty=penalty,
+                    )
+                    assistant.with_calibration(candidate)
+                    precisions, recalls = [], []
+                    for item, r in zip(items, retrieved, strict=True):
+                        if not item.get("gold"):
+                            continue
+                        cited = dedupe(c.unit_id for c in assistant.select(r).cited)
+                        precisions.append(citation_precision(cited, item["gold"]) or 0.0)
+                        recalls.append(citation_recall(cited, item["gold"]) or 0.0)
+                    score = _f_half(precisions, recalls)
+                    if score > best_f + 1e-9:
+                        best_f, chosen = score, candidate
+    chosen = replace(chosen, fitted_on=f"{questions.name} split={split} n={len(items)}")
+    assistant.with_calibration(chosen)
+    print(json.dumps(chosen.__dict__, indent=2, ensure_ascii=False))
+    if write:
+        chosen.save()
+        print("Wrote assistant/calibration.json", file=sys.stderr)
+    return 0
+
+
+# --- benchmark -------------------------------------------------------------------------------
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    position = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[position]
+
+
+def bench(assistant: Assistant, questions: Path, *, out_dir: Path, rebuild: bool) -> int:
+    rows: list[tuple[str, str]] = []
+    if rebuild:
+        with tempfile.TemporaryDirectory() as scratch:
+            env = {
+                **os.environ,
+                "ASSISTANT_INDEX_DIR": str(Path(scratch) / "index"),
+                "ASSISTANT_MODELS_DIR": str(Path(scratch) / "models"),
+            }
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "assistant", "index"], env=env, check=True, capture_output=True)
+            rows.append(("index build from scratch (model preparation included)", f"{time.perf_counter() - started:.1f} s"))
+            child_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            rows.append(("peak memory, index build", f"{child_peak:.0f} MB"))
+    items = load_questions(questions, "all")
+    started = time.perf_counter()
+    assistant.warm_up()
+    rows.append(("load model + index (warm-up)", f"{time.perf_counter() - started:.1f} s"))
+    retrieve_ms, total_ms = [], []
+    for item in items:
+        answer = assistant.ask(item["question"])
+        retrieve_ms.append(answer.timings_ms["retrieve"])
+        total_ms.append(answer.timings_ms["total"])
+    rows += [
+        ("questions", str(len(items))),
+        ("retrieval p50 / p95", f"{_percentile(retrieve_ms, 0.5):.1f} / {_percentile(retrieve_ms, 0.95):.1f} ms"),
+        ("whole answer p50 / p95", f"{_percentile(total_ms, 0.5):.1f} / {_percentile(total_ms, 0.95):.1f} ms"),
+        ("peak memory, answering process", f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"),
+    ]
+    table = "| measure | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows) + "\n"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "bench.md").write_text(f"# Benchmark ({os.cpu_count()} cores)\n\n{table}", encoding="utf-8")
+    print(table)
+    return 0

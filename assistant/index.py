@@ -1,0 +1,206 @@
+"""Build, save and load the search index: FAISS vectors + chunks (JSON) + manifest. No pickle.
+
+Layout: `index/CURRENT` names the live build folder `index/build-<time>/` holding `dense.faiss`,
+`chunks.json` and `manifest.json`. A build is written to its own folder and `CURRENT` is replaced
+atomically last, so a build that dies half-way leaves the previous index in use. The BM25 leg is
+rebuilt from the chunks at load time (milliseconds for a few hundred chunks), so nothing derived
+from user-swappable files is deserialised beyond JSON and FAISS's own format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import bm25s
+import faiss
+
+from assistant.chunking import chunk_units
+from assistant.corpus import Corpus
+from assistant.embeddings import VectorEmbedder
+from assistant.errors import IndexCorruptError, IndexMissingError, IndexStaleError
+from assistant.settings import Settings
+from assistant.text import Decompounder, corpus_vocabulary
+from assistant.tokens import count_tokens
+from assistant.types import Chunk
+
+FORMAT_VERSION = 1
+# Bump when what is embedded changes (the retrieval text template, chunking rules).
+RETRIEVAL_TEXT_VERSION = 1
+CURRENT = "CURRENT"
+FILES = ("dense.faiss", "chunks.json")
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Manifest:
+    format_version: int
+    embedding_model: str
+    dimension: int
+    corpus_sha256: str
+    retrieval_text_version: int
+    chunk_max_tokens: int
+    n_chunks: int
+    files: dict[str, str]
+    built_at: str
+    build_seconds: float
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Manifest:
+        return cls(**{k: raw[k] for k in cls.__dataclass_fields__})
+
+
+@dataclass
+class SearchIndex:
+    """A loaded index: chunks, dense vectors and the lexical leg built from the chunks."""
+
+    chunks: list[Chunk]
+    dense: faiss.Index
+    manifest: Manifest
+    path: Path
+    bm25: bm25s.BM25 = field(init=False)
+    decompounder: Decompounder = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.decompounder = Decompounder(corpus_vocabulary(c.retrieval_text for c in self.chunks))
+        self.bm25 = bm25s.BM25()
+        self.bm25.index([self.decompounder.terms(c.retrieval_text) or [""] for c in self.chunks], show_progress=False)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _chunk_to_json(chunk: Chunk) -> dict[str, Any]:
+    return asdict(chunk)
+
+
+def _chunk_from_json(raw: dict[str, Any]) -> Chunk:
+    return Chunk(**{k: raw[k] for k in Chunk.__dataclass_fields__})
+
+
+def expected_identity(settings: Settings, corpus: Corpus) -> dict[str, Any]:
+    return {
+        "format_version": FORMAT_VERSION,
+        "embedding_model": settings.embedding_model,
+        "corpus_sha256": corpus.sha256,
+        "retrieval_text_version": RETRIEVAL_TEXT_VERSION,
+        "chunk_max_tokens": settings.chunk_max_tokens,
+    }
+
+
+def build_index(
+    settings: Settings, corpus: Corpus, embedder: VectorEmbedder, progress: Progress | None = None
+) -> SearchIndex:
+    say = progress or (lambda _msg: None)
+    started = time.perf_counter()
+    chunks = chunk_units(
+        corpus.units, settings.chunk_max_tokens, lambda text: count_tokens(text, settings.cache_dir)
+    )
+    say(f"Embedding {len(chunks)} chunks with {embedder.name} …")
+    vectors = embedder.encode_passages([c.retrieval_text for c in chunks])
+    dense = faiss.IndexFlatIP(vectors.shape[1])
+    dense.add(vectors)
+
+    root = settings.index_dir
+    root.mkdir(parents=True, exist_ok=True)
+    build_dir = root / f"build-{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 1_000_000:06d}"
+    staging = build_dir.with_name(build_dir.name + ".partial")
+    staging.mkdir()
+    try:
+        faiss.write_index(dense, str(staging / "dense.faiss"))
+        (staging / "chunks.json").write_text(
+            json.dumps([_chunk_to_json(c) for c in chunks], ensure_ascii=False, indent=0), encoding="utf-8"
+        )
+        manifest = Manifest(
+            **expected_identity(settings, corpus),
+            dimension=int(vectors.shape[1]),
+            n_chunks=len(chunks),
+            files={name: _sha256(staging / name) for name in FILES},
+            built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            build_seconds=round(time.perf_counter() - started, 2),
+        )
+        (staging / "manifest.json").write_text(json.dumps(asdict(manifest), indent=2), encoding="utf-8")
+        staging.rename(build_dir)
+        pointer = root / f"{CURRENT}.tmp"
+        pointer.write_text(build_dir.name, encoding="utf-8")
+        pointer.replace(root / CURRENT)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _remove_old_builds(root, keep=build_dir.name)
+    say(f"Index written to {build_dir} ({len(chunks)} chunks, {manifest.build_seconds:.1f} s).")
+    return SearchIndex(chunks=chunks, dense=dense, manifest=manifest, path=build_dir)
+
+
+def _remove_old_builds(root: Path, keep: str) -> None:
+    for old in root.glob("build-*"):
+        if old.is_dir() and old.name != keep:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def current_build(settings: Settings) -> Path:
+    pointer = settings.index_dir / CURRENT
+    if not pointer.exists():
+        raise IndexMissingError(
+            f"No index in {settings.index_dir}. Build it with `python -m assistant index`."
+        )
+    build_dir = settings.index_dir / pointer.read_text(encoding="utf-8").strip()
+    if not build_dir.is_dir():
+        raise IndexCorruptError(
+            f"The index pointer names {build_dir.name}, which is missing. "
+            "Rebuild with `python -m assistant index`."
+        )
+    return build_dir
+
+
+def read_manifest(build_dir: Path) -> Manifest:
+    try:
+        return Manifest.from_json(json.loads((build_dir / "manifest.json").read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise IndexCorruptError(
+            f"The index manifest in {build_dir} is unreadable ({exc}). Rebuild with `python -m assistant index`."
+        ) from exc
+
+
+def check_fresh(manifest: Manifest, settings: Settings, corpus: Corpus) -> None:
+    expected = expected_identity(settings, corpus)
+    stale = [k for k, v in expected.items() if getattr(manifest, k) != v]
+    if stale:
+        raise IndexStaleError(
+            f"The index was built for other inputs ({', '.join(stale)} changed). "
+            "Rebuild it with `python -m assistant index`."
+        )
+
+
+def load_index(settings: Settings, corpus: Corpus) -> SearchIndex:
+    """Load the live index, refusing one that is stale or whose files do not match the manifest."""
+    build_dir = current_build(settings)
+    manifest = read_manifest(build_dir)
+    check_fresh(manifest, settings, corpus)
+    for name in FILES:
+        path = build_dir / name
+        if not path.exists() or _sha256(path) != manifest.files.get(name):
+            raise IndexCorruptError(
+                f"The index file {path} is missing or damaged (checksum mismatch). "
+                "Rebuild with `python -m assistant index`."
+            )
+    try:
+        dense = faiss.read_index(str(build_dir / "dense.faiss"))
+        raw_chunks = json.loads((build_dir / "chunks.json").read_text(encoding="utf-8"))
+        chunks = [_chunk_from_json(raw) for raw in raw_chunks]
+    except (RuntimeError, OSError, ValueError, KeyError, TypeError) as exc:
+        raise IndexCorruptError(f"Cannot read the index in {build_dir} ({exc}). Rebuild it.") from exc
+    if dense.ntotal != len(chunks) or dense.d != manifest.dimension:
+        raise IndexCorruptError(f"The index in {build_dir} is inconsistent. Rebuild it.")
+    return SearchIndex(chunks=chunks, dense=dense, manifest=manifest, path=build_dir)

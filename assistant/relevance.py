@@ -1,0 +1,121 @@
+"""Which retrieved chunks really bear on a question, and whether the platform answers it at all.
+
+Dense cosine scores from e5-small are compressed (0.78–0.90 for every question), so a cosine
+threshold cannot decide. Two signals that do carry information:
+
+- how far the best chunk stands out from the question's own score distribution (a z-score:
+  a question the platform answers has one or a few chunks far above the rest), and
+- lexical coverage: the IDF-weighted share of the question's content words a chunk contains
+  (compound-aware, so "sykkel" finds "sykkelveinett"); words the platform never uses ("NATO",
+  "Airbnb") weigh in the denominator and pull coverage down.
+
+Answerability = z + w_a · coverage; a chunk's relevance for citing = cosine + w_c · coverage.
+Weights and thresholds are fitted on the evaluation set's dev split (`python -m assistant
+calibrate`) and stored in `assistant/calibration.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from assistant.text import _QUESTION_WORDS, STOPWORDS, Decompounder, stem, words
+from assistant.types import Chunk
+
+CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
+
+_SUMMARY_INTENT = re.compile(
+    r"\b(alle|samtlige|hva står det om|hva sier (?:erklæringen|plattformen|den|byrådet) om|"
+    r"kva står det om|kva seier|oversikt|oppsummer\w*|sammendrag|liste over|list opp|"
+    r"all pledges|everything about|what does (?:it|the platform) say about|summar\w+|overview)\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    answer_coverage_weight: float = 2.0
+    threshold: float = 3.0
+    cite_coverage_weight: float = 0.3
+    margin: float = 0.05
+    max_citations: int = 4
+    passage_penalty: float = 0.03
+    fitted_on: str = "defaults"
+
+    @classmethod
+    def load(cls, path: Path = CALIBRATION_FILE) -> Calibration:
+        if not path.exists():
+            return cls()
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k in raw})
+
+    def save(self, path: Path = CALIBRATION_FILE) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class QueryWord:
+    stem: str
+    parts: tuple[str, ...]
+    weight: float
+
+
+class TermIndex:
+    """Per-chunk term sets and IDF, for coverage and topic matching."""
+
+    def __init__(self, chunks: list[Chunk], decompounder: Decompounder) -> None:
+        self.decompounder = decompounder
+        self.chunk_terms = [frozenset(decompounder.terms(c.text)) for c in chunks]
+        self.heading_terms = [frozenset(decompounder.terms(_heading(c))) for c in chunks]
+        df: Counter[str] = Counter()
+        for terms in self.chunk_terms:
+            df.update(terms)
+        self._df = df
+        self._n = max(len(chunks), 1)
+        self.max_idf = math.log(1 + self._n)
+
+    def idf(self, term: str) -> float:
+        count = self._df.get(term, 0)
+        if count == 0:
+            return self.max_idf
+        return math.log(1 + (self._n - count + 0.5) / (count + 0.5))
+
+    def query_words(self, question: str) -> list[QueryWord]:
+        seen: dict[str, QueryWord] = {}
+        for word in words(question):
+            if word in STOPWORDS or word in _QUESTION_WORDS or (len(word) < 2 and not word.isdigit()):
+                continue
+            word_stem = stem(word)
+            if word_stem in seen:
+                continue
+            parts = tuple(stem(p) for p in self.decompounder.parts(word))
+            seen[word_stem] = QueryWord(word_stem, parts, self.idf(word_stem))
+        return list(seen.values())
+
+    def matches(self, word: QueryWord, position: int, *, with_heading: bool = True) -> bool:
+        terms = self.chunk_terms[position]
+        if with_heading:
+            terms = terms | self.heading_terms[position]
+        if word.stem in terms:
+            return True
+        if len(word.stem) >= 4 and any(t.startswith(word.stem) for t in terms):
+            return True
+        return len(word.parts) >= 2 and all(p in terms for p in word.parts)
+
+    def coverage(self, query: list[QueryWord], position: int) -> float:
+        total = sum(w.weight for w in query)
+        if total == 0:
+            return 0.0
+        return sum(w.weight for w in query if self.matches(w, position)) / total
+
+
+def _heading(chunk: Chunk) -> str:
+    return " ".join(p for p in (chunk.section, chunk.subheading or "") if p)
+
+
+def has_summary_intent(question: str) -> bool:
+    return bool(_SUMMARY_INTENT.search(question))

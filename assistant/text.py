@@ -1,0 +1,109 @@
+"""Norwegian text normalisation shared by BM25, the fake embedder and the answer composer."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from functools import lru_cache
+
+import Stemmer
+from bm25s.stopwords import STOPWORDS_NORWEGIAN
+
+# Words every question about the platform carries; they say nothing about the topic.
+_QUESTION_WORDS = frozenset(
+    """
+    byrådet byrådets byråd byrådet's erklæringen leangen leangen-erklæringen plattformen trondheim
+    kommunen kommune gjøre gjere gjør gjer gjørr ka kå kor korsn åssen ke æ ikkje itj
+    planer plan planlegger tenker mener sier står skriver gjelder angående ang ønsker
+    løfte løfter lovet lover lova tiltak noe noko hei takk please what does will the council do
+    about city of plans is are there any and or to for in on a an how why which who mention says
+    """.split()
+)
+STOPWORDS = frozenset(STOPWORDS_NORWEGIAN) | frozenset(
+    "jeg hvilke hvilken hvem hvor hva fins finnes finns kva kven korleis kvifor".split()
+)
+_TOKEN = re.compile(r"[0-9]+(?:[.,][0-9]+)*|[^\W\d_]+(?:-[^\W\d_]+)*", re.UNICODE)
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> Stemmer.Stemmer:
+    return Stemmer.Stemmer("norwegian")
+
+
+def normalise(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).lower()
+    return text.replace("’", "'").replace("”", '"').replace("“", '"')
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word and number tokens; hyphenated words also yield their parts."""
+    out: list[str] = []
+    for token in _TOKEN.findall(normalise(text)):
+        token = token.replace(".", "") if token[0].isdigit() else token
+        out.append(token)
+        if "-" in token:
+            out.extend(p for p in token.split("-") if p)
+    return out
+
+
+def stem(word: str) -> str:
+    return str(_stemmer().stemWord(word))
+
+
+def content_terms(text: str, *, drop_question_words: bool = False) -> list[str]:
+    """Stemmed content words: stop words (and optionally question boilerplate) removed."""
+    terms = []
+    for word in words(text):
+        if word in STOPWORDS or (drop_question_words and word in _QUESTION_WORDS):
+            continue
+        if len(word) < 2 and not word.isdigit():
+            continue
+        terms.append(stem(word))
+    return terms
+
+
+class Decompounder:
+    """Split Norwegian compounds into parts the corpus knows ("sykkelveinett" -> "sykkel", …).
+
+    BM25 matches whole tokens only; a resident writes "sykkel" where the platform writes
+    "sykkelparkeringsplasser". Parts are looked up in the corpus's own vocabulary.
+    """
+
+    def __init__(self, vocabulary: Iterable[str], min_part: int = 4) -> None:
+        self._vocabulary = frozenset(w for w in vocabulary if len(w) >= min_part)
+        self._min_part = min_part
+
+    @lru_cache(maxsize=20_000)  # noqa: B019 - instances live as long as the index
+    def parts(self, word: str) -> tuple[str, ...]:
+        if len(word) < 2 * self._min_part or not word.isalpha():
+            return ()
+        found: list[str] = []
+        for cut in range(self._min_part, len(word) - self._min_part + 1):
+            head, tail = word[:cut], word[cut:]
+            if head not in self._vocabulary:
+                continue
+            for linked_tail in (tail, tail[1:] if tail[:1] in ("s", "e") else ""):
+                if len(linked_tail) >= self._min_part and (
+                    linked_tail in self._vocabulary or stem(linked_tail) in self._vocabulary
+                ):
+                    found.extend([head, linked_tail])
+                    break
+            else:
+                found.append(head)
+        return tuple(dict.fromkeys(found))
+
+    def terms(self, text: str, *, drop_question_words: bool = False) -> list[str]:
+        terms: list[str] = []
+        for word in words(text):
+            if word in STOPWORDS or (drop_question_words and word in _QUESTION_WORDS):
+                continue
+            if len(word) < 2 and not word.isdigit():
+                continue
+            terms.append(stem(word))
+            terms.extend(stem(part) for part in self.parts(word))
+        return terms
+
+
+def corpus_vocabulary(texts: Iterable[str]) -> set[str]:
+    return {w for text in texts for w in words(text) if w not in STOPWORDS and w.isalpha()}

@@ -1,0 +1,135 @@
+"""Plain, frozen dataclasses passed between the pipeline stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+UnitKind = Literal["pledge", "passage"]
+
+
+@dataclass(frozen=True)
+class DocumentMeta:
+    """What the corpus metadata file says about one document."""
+
+    doc_id: str
+    title: str
+    period: str
+    parties: tuple[str, ...]
+    kind: str
+    source_file: str
+    subtitle: str = ""
+    origin: str = ""
+    id_prefix: str = ""
+    strip_lines: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A citable unit of the platform: a pledge (bullet) or a prose passage.
+
+    `text` is verbatim (only PDF line-break damage repaired); it is what is shown and quoted.
+    """
+
+    id: str
+    kind: UnitKind
+    text: str
+    doc_id: str
+    chapter: str
+    section: str
+    subheading: str | None
+    number: int
+    depth: int = 0
+
+    @property
+    def heading_path(self) -> str:
+        parts = [self.chapter, self.section]
+        if self.subheading:
+            parts.append(self.subheading)
+        return " › ".join(parts)
+
+    @property
+    def location(self) -> str:
+        """Chapter › section, as shown beside a citation."""
+        return f"{self.chapter} › {self.section}"
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    slug: str
+    units: tuple[Unit, ...]
+
+    @property
+    def pledges(self) -> tuple[Unit, ...]:
+        return tuple(u for u in self.units if u.kind == "pledge")
+
+
+@dataclass(frozen=True)
+class Chapter:
+    title: str
+    slug: str
+    sections: tuple[Section, ...]
+
+
+@dataclass(frozen=True)
+class Document:
+    meta: DocumentMeta
+    chapters: tuple[Chapter, ...]
+
+    @property
+    def units(self) -> tuple[Unit, ...]:
+        return tuple(u for c in self.chapters for s in c.sections for u in s.units)
+
+    @property
+    def pledges(self) -> tuple[Unit, ...]:
+        return tuple(u for u in self.units if u.kind == "pledge")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """What is indexed: a unit (or a token-bounded piece of a long passage)."""
+
+    id: str
+    unit_id: str
+    kind: UnitKind
+    text: str
+    retrieval_text: str
+    chapter: str
+    section: str
+    subheading: str | None
+    doc_id: str
+    number: int
+    n_tokens: int
+
+    @property
+    def location(self) -> str:
+        return f"{self.chapter} › {self.section}"
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk: Chunk
+    score: float
+    dense_score: float | None = None
+    bm25_score: float | None = None
+    dense_rank: int | None = None
+    bm25_rank: int | None = None
+
+
+@dataclass(frozen=True)
+class Citation:
+    n: int
+    chunk: Chunk
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    text: str
+    refused: bool
+    citations: tuple[Citation, ...]
+    retrieved: tuple[Hit, ...]
+    backend: str
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    related: tuple[Chunk, ...] = ()
