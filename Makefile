@@ -5,12 +5,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install index lint typecheck unit eval bench clean
+.PHONY: run test install index lint typecheck unit eval gate bench clean
 
 run: install index
 	$(PY) -m assistant chat
 
-test: install lint typecheck unit
+test: install lint typecheck unit gate
 
 # Re-installs when pyproject.toml changes. torch is installed first and pinned, so pip takes the
 # CPU build instead of resolving a multi-GB CUDA build for sentence-transformers.
@@ -38,6 +38,10 @@ unit: install
 
 eval: install index
 	$(PY) -m assistant eval
+
+# The evaluation as a regression gate: fails when a figure drops below eval/thresholds.json.
+gate: install index
+	$(PY) -m assistant eval --gate
 
 bench: install index
 	$(PY) -m assistant bench

@@ -23,9 +23,7 @@ GROUP_BY_CHAPTER_FROM = 5
 
 def clean_question(raw: str, max_chars: int) -> str:
     """Validate and tidy a question; raise a Norwegian message the user can act on."""
-    text = "".join(
-        " " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") or ch == "\ufffd" else ch for ch in raw
-    )
+    text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") or ch == "\ufffd" else ch for ch in raw)
     text = re.sub(r"\s+", " ", text).strip()
     if not text:
         raise InvalidQuestionError("Spørsmålet er tomt. Skriv et spørsmål om Leangen-erklæringen.")
@@ -123,7 +121,11 @@ def select(
     query = terms.query_words(question)
     candidates = list(ranked)
     coverage = {i: terms.coverage(query, i) for i in candidates}
-    answerability = standout(scored.dense) + calibration.answer_coverage_weight * max(coverage.values(), default=0.0)
+    answerability = (
+        standout(scored.dense)
+        + calibration.answer_coverage_weight * max(coverage.values(), default=0.0)
+        + calibration.answer_known_weight * terms.known_share(query)
+    )
     heading = select_heading(question, query, chunks, terms)
     if heading:
         return Selection(tuple(chunks[i] for i in heading), False, (), "section", answerability)

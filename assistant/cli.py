@@ -237,7 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--questions", default=default_questions)
     evaluate.add_argument("--split", choices=["dev", "test", "all"], default="all")
     evaluate.add_argument("--out", default=str(PROJECT_ROOT / "eval" / "results"))
-    evaluate.add_argument("--gate", action="store_true", help="Exit 1 when a threshold in eval/thresholds.json is missed.")
+    evaluate.add_argument(
+        "--gate", action="store_true", help="Exit 1 when a threshold in eval/thresholds.json is missed."
+    )
     evaluate.set_defaults(func=_cmd_eval)
 
     calibrate = sub.add_parser("calibrate", help="Fit the refusal and citation thresholds on the dev split.")

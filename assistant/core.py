@@ -41,9 +41,7 @@ class Retrieved:
 class Assistant:
     def __init__(self, settings: Settings, progress: Progress | None = None) -> None:
         if settings.backend not in BACKENDS:
-            raise ConfigError(
-                f"Unknown backend '{settings.backend}'. Valid backends: {', '.join(BACKENDS)}."
-            )
+            raise ConfigError(f"Unknown backend '{settings.backend}'. Valid backends: {', '.join(BACKENDS)}.")
         self.settings = settings
         self._progress = progress
         self._lock = threading.Lock()

@@ -60,9 +60,7 @@ def load_corpus(corpus_dir: Path) -> Corpus:
     """Parse every document that has a `<name>.meta.json` beside it."""
     meta_files = sorted(corpus_dir.glob(f"*{META_SUFFIX}"))
     if not meta_files:
-        raise CorpusError(
-            f"No documents in {corpus_dir}: expected a text file with a '<name>{META_SUFFIX}' beside it."
-        )
+        raise CorpusError(f"No documents in {corpus_dir}: expected a text file with a '<name>{META_SUFFIX}' beside it.")
     digest = hashlib.sha256()
     documents = []
     for meta_file in meta_files:

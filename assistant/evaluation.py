@@ -13,12 +13,12 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 from assistant.core import Assistant
 from assistant.errors import AssistantError
-from assistant.relevance import Calibration
 from assistant.settings import PROJECT_ROOT
 
 THRESHOLDS_FILE = PROJECT_ROOT / "eval" / "thresholds.json"
@@ -134,7 +134,15 @@ def _fmt(value: float | int | None) -> str:
 
 
 def report_markdown(overall: dict[str, Any], by_category: dict[str, dict[str, Any]], title: str) -> str:
-    keys = ["n", "recall@5", "mrr", "citation_precision", "citation_recall", "unanswerable_refused", "answerable_refused"]
+    keys = [
+        "n",
+        "recall@5",
+        "mrr",
+        "citation_precision",
+        "citation_recall",
+        "unanswerable_refused",
+        "answerable_refused",
+    ]
     lines = [f"# {title}", "", "| category | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
     for name, summary in [*sorted(by_category.items()), ("**overall**", overall)]:
         lines.append(f"| {name} | " + " | ".join(_fmt(summary[k]) for k in keys) + " |")
@@ -154,7 +162,9 @@ def run_eval(assistant: Assistant, questions: Path, *, split: str, out_dir: Path
     out_dir.mkdir(parents=True, exist_ok=True)
     with (out_dir / f"results-{split}.jsonl").open("w", encoding="utf-8") as handle:
         for item, result, score in zip(items, results, scores, strict=True):
-            handle.write(json.dumps({"item": item, "result": result, "scores": score.__dict__}, ensure_ascii=False) + "\n")
+            handle.write(
+                json.dumps({"item": item, "result": result, "scores": score.__dict__}, ensure_ascii=False) + "\n"
+            )
     report = report_markdown(overall, categories, f"Evaluation ({split}, backend {assistant.settings.backend})")
     (out_dir / f"report-{split}.md").write_text(report, encoding="utf-8")
     print(report)
@@ -184,7 +194,7 @@ def _pick_threshold(scores: Sequence[float], answerable: Sequence[bool], forced:
     """Threshold that refuses the most unanswerable questions while refusing at most 5 % of the
     answerable ones; returns (cost, threshold). `forced` marks questions answered regardless."""
     values = sorted(set(scores))
-    cuts = [values[0] - 1.0] + [(a + b) / 2 for a, b in zip(values, values[1:], strict=False)] + [values[-1] + 1.0]
+    cuts = [values[0] - 1.0, *((a + b) / 2 for a, b in pairwise(values)), values[-1] + 1.0]
     n_answerable = max(1, sum(answerable))
     n_unanswerable = max(1, len(answerable) - sum(answerable))
     best: tuple[float, float] | None = None
@@ -199,10 +209,15 @@ def _pick_threshold(scores: Sequence[float], answerable: Sequence[bool], forced:
     return best
 
 
-def _f_half(precisions: Sequence[float], recalls: Sequence[float]) -> float:
-    """F0.5: a wrong citation misleads, a missing one does not, so precision weighs more."""
+MIN_CITATION_PRECISION = 0.85
+
+
+def _citation_objective(precisions: Sequence[float], recalls: Sequence[float]) -> float:
+    """F1 of citations, among settings that keep precision at or above the floor: a wrong
+    citation misleads, so precision is a constraint, and within it more gold pledges is better."""
     p, r = statistics.fmean(precisions), statistics.fmean(recalls)
-    return (1 + 0.25) * p * r / (0.25 * p + r) if p + r else 0.0
+    f1 = 2 * p * r / (p + r) if p + r else 0.0
+    return f1 if p >= MIN_CITATION_PRECISION else f1 - 1.0
 
 
 def calibrate(assistant: Assistant, questions: Path, *, split: str, write: bool) -> int:
@@ -212,20 +227,24 @@ def calibrate(assistant: Assistant, questions: Path, *, split: str, write: bool)
     retrieved = [assistant.retrieve(item["question"]) for item in items]
     answerable = [bool(item.get("answerable", bool(item.get("gold")))) for item in items]
     base = assistant.calibration
-    best: tuple[float, float, float] | None = None
+    best: tuple[float, float, float, float] | None = None
     for weight in [w / 4 for w in range(0, 17)]:
-        assistant.with_calibration(replace(base, answer_coverage_weight=weight, threshold=float("-inf")))
-        selections = [assistant.select(r) for r in retrieved]
-        cost, cut = _pick_threshold(
-            [s.answerability for s in selections], answerable, [s.mode == "section" for s in selections]
-        )
-        if best is None or cost < best[0] - 1e-9:
-            best = (cost, weight, cut)
+        for known_weight in [k / 2 for k in range(0, 9)]:
+            probe = replace(
+                base, answer_coverage_weight=weight, answer_known_weight=known_weight, threshold=float("-inf")
+            )
+            assistant.with_calibration(probe)
+            selections = [assistant.select(r) for r in retrieved]
+            cost, cut = _pick_threshold(
+                [s.answerability for s in selections], answerable, [s.mode == "section" for s in selections]
+            )
+            if best is None or cost < best[0] - 1e-9:
+                best = (cost, weight, known_weight, cut)
     assert best is not None
-    fitted = replace(base, answer_coverage_weight=best[1], threshold=round(best[2], 4))
+    fitted = replace(base, answer_coverage_weight=best[1], answer_known_weight=best[2], threshold=round(best[3], 4))
     chosen, best_f = fitted, -1.0
-    for cite_weight in (0.0, 0.02, 0.05, 0.1, 0.2):
-        for margin in [m / 100 for m in range(0, 11)]:
+    for cite_weight in (0.0, 0.02, 0.05, 0.1):
+        for margin in [m / 200 for m in range(0, 11)]:
             for max_citations in (2, 3, 4, 5, 6):
                 for penalty in (0.0, 0.02, 0.05):
                     candidate = replace(
@@ -243,7 +262,7 @@ def calibrate(assistant: Assistant, questions: Path, *, split: str, write: bool)
                         cited = dedupe(c.unit_id for c in assistant.select(r).cited)
                         precisions.append(citation_precision(cited, item["gold"]) or 0.0)
                         recalls.append(citation_recall(cited, item["gold"]) or 0.0)
-                    score = _f_half(precisions, recalls)
+                    score = _citation_objective(precisions, recalls)
                     if score > best_f + 1e-9:
                         best_f, chosen = score, candidate
     chosen = replace(chosen, fitted_on=f"{questions.name} split={split} n={len(items)}")
@@ -277,7 +296,9 @@ def bench(assistant: Assistant, questions: Path, *, out_dir: Path, rebuild: bool
             }
             started = time.perf_counter()
             subprocess.run([sys.executable, "-m", "assistant", "index"], env=env, check=True, capture_output=True)
-            rows.append(("index build from scratch (model preparation included)", f"{time.perf_counter() - started:.1f} s"))
+            rows.append(
+                ("index build from scratch (model preparation included)", f"{time.perf_counter() - started:.1f} s")
+            )
             child_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
             rows.append(("peak memory, index build", f"{child_peak:.0f} MB"))
     items = load_questions(questions, "all")

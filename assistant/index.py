@@ -104,9 +104,7 @@ def build_index(
 ) -> SearchIndex:
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
-    chunks = chunk_units(
-        corpus.units, settings.chunk_max_tokens, lambda text: count_tokens(text, settings.cache_dir)
-    )
+    chunks = chunk_units(corpus.units, settings.chunk_max_tokens, lambda text: count_tokens(text, settings.cache_dir))
     say(f"Embedding {len(chunks)} chunks with {embedder.name} …")
     vectors = embedder.encode_passages([c.retrieval_text for c in chunks])
     dense = faiss.IndexFlatIP(vectors.shape[1])
@@ -152,14 +150,11 @@ def _remove_old_builds(root: Path, keep: str) -> None:
 def current_build(settings: Settings) -> Path:
     pointer = settings.index_dir / CURRENT
     if not pointer.exists():
-        raise IndexMissingError(
-            f"No index in {settings.index_dir}. Build it with `python -m assistant index`."
-        )
+        raise IndexMissingError(f"No index in {settings.index_dir}. Build it with `python -m assistant index`.")
     build_dir = settings.index_dir / pointer.read_text(encoding="utf-8").strip()
     if not build_dir.is_dir():
         raise IndexCorruptError(
-            f"The index pointer names {build_dir.name}, which is missing. "
-            "Rebuild with `python -m assistant index`."
+            f"The index pointer names {build_dir.name}, which is missing. Rebuild with `python -m assistant index`."
         )
     return build_dir
 

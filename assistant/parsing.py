@@ -105,9 +105,7 @@ def _lex(text: str) -> list[_Element]:
             blank, previous_was_text = False, False
             continue
         if heading := _HEADING.match(line):
-            elements.append(
-                _Element("heading", clean_heading(heading[2]), level=len(heading[1]), blank_before=blank)
-            )
+            elements.append(_Element("heading", clean_heading(heading[2]), level=len(heading[1]), blank_before=blank))
             previous_was_text = False
         elif bullet := _BULLET.match(line):
             depth = len(bullet[1].expandtabs(4)) // 2
@@ -218,9 +216,7 @@ def _on_bullet(state: _State, element: _Element) -> None:
     if state.open_unit and last is not None and last.kind == "pledge" and is_bullet_tail(last.text, element.text):
         last.text = f"{last.text} {element.text}"
         return
-    state.units.append(
-        _OpenUnit("pledge", element.text, state.chapter, state.section, state.subheading, element.depth)
-    )
+    state.units.append(_OpenUnit("pledge", element.text, state.chapter, state.section, state.subheading, element.depth))
     state.open_unit = True
 
 

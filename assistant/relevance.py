@@ -21,7 +21,11 @@ import math
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
+
+from rapidfuzz import process
+from rapidfuzz.distance import Levenshtein
 
 from assistant.text import _QUESTION_WORDS, STOPWORDS, Decompounder, stem, words
 from assistant.types import Chunk
@@ -39,6 +43,7 @@ _SUMMARY_INTENT = re.compile(
 @dataclass(frozen=True)
 class Calibration:
     answer_coverage_weight: float = 2.0
+    answer_known_weight: float = 0.0
     threshold: float = 3.0
     cite_coverage_weight: float = 0.3
     margin: float = 0.05
@@ -75,6 +80,7 @@ class TermIndex:
         for terms in self.chunk_terms:
             df.update(terms)
         self._df = df
+        self._vocabulary = sorted(df)
         self._n = max(len(chunks), 1)
         self.max_idf = math.log(1 + self._n)
 
@@ -84,17 +90,36 @@ class TermIndex:
             return self.max_idf
         return math.log(1 + (self._n - count + 0.5) / (count + 0.5))
 
+    @lru_cache(maxsize=20_000)  # noqa: B019 - lives as long as the index
+    def correct(self, term: str) -> str:
+        """The corpus term a misspelt query term most likely means ("barnhag" -> "barnehag")."""
+        if term in self._df or len(term) < 5 or not term.isalpha():
+            return term
+        match = process.extractOne(
+            term, self._vocabulary, scorer=Levenshtein.distance, score_cutoff=1 if len(term) < 9 else 2
+        )
+        return str(match[0]) if match else term
+
     def query_words(self, question: str) -> list[QueryWord]:
         seen: dict[str, QueryWord] = {}
         for word in words(question):
             if word in STOPWORDS or word in _QUESTION_WORDS or (len(word) < 2 and not word.isdigit()):
                 continue
-            word_stem = stem(word)
+            word_stem = self.correct(stem(word))
             if word_stem in seen:
                 continue
             parts = tuple(stem(p) for p in self.decompounder.parts(word))
             seen[word_stem] = QueryWord(word_stem, parts, self.idf(word_stem))
         return list(seen.values())
+
+    def known(self, word: QueryWord) -> bool:
+        """Whether the platform uses the word at all (itself, as a prefix, or its compound parts)."""
+        if word.stem in self._df or len(word.parts) >= 2:
+            return True
+        return len(word.stem) >= 5 and any(t.startswith(word.stem) for t in self._vocabulary)
+
+    def known_share(self, query: list[QueryWord]) -> float:
+        return sum(1 for w in query if self.known(w)) / len(query) if query else 0.0
 
     def matches(self, word: QueryWord, position: int, *, with_heading: bool = True) -> bool:
         terms = self.chunk_terms[position]

@@ -18,6 +18,8 @@ _QUESTION_WORDS = frozenset(
     planer plan planlegger tenker mener sier står skriver gjelder angående ang ønsker
     løfte løfter lovet lover lova tiltak noe noko hei takk please what does will the council do
     about city of plans is are there any and or to for in on a an how why which who mention says
+    fortell forklar skriv list liste oppsummer oppsummering punkt punkter punktene løftene ifølge per
+    står stå sies nevnt nevner nevnes dokumentet står
     """.split()
 )
 STOPWORDS = frozenset(STOPWORDS_NORWEGIAN) | frozenset(
@@ -39,8 +41,9 @@ def normalise(text: str) -> str:
 def words(text: str) -> list[str]:
     """Lower-cased word and number tokens; hyphenated words also yield their parts."""
     out: list[str] = []
-    for token in _TOKEN.findall(normalise(text)):
-        token = token.replace(".", "") if token[0].isdigit() else token
+    for raw in _TOKEN.findall(normalise(text)):
+        # "37.000" and "37000" are the same number.
+        token = raw.replace(".", "") if raw[0].isdigit() else raw
         out.append(token)
         if "-" in token:
             out.extend(p for p in token.split("-") if p)

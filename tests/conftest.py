@@ -1,0 +1,111 @@
+"""Shared fixtures: settings for the deterministic fake embedder, and one assistant over the real corpus.
+
+Nothing here touches the project's own `index/`, `models/` or `.cache/`: every path points into
+pytest's temporary folders. Unit tests run with the network switched off (pytest-socket), so a
+test that would download a model or tokenizer data fails instead of quietly going online.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest_socket import disable_socket, enable_socket
+
+from assistant.core import Assistant
+from assistant.settings import FAKE_MODEL, PROJECT_ROOT, Settings, load_settings
+
+#: Builds `Settings` for the fake embedder; keyword arguments override any field.
+FakeSettings = Callable[..., Settings]
+
+REAL_CORPUS_DIR = PROJECT_ROOT / "corpus"
+#: Paths the tests must never write to.
+PROTECTED_DIRS = (PROJECT_ROOT / "index", PROJECT_ROOT / "models")
+
+
+@pytest.fixture(scope="session")
+def session_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Scratch cache (tokenizer data) shared by the whole session."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _hermetic_environment(session_cache_dir: Path) -> Iterator[None]:
+    """No ASSISTANT_* variable from the developer's shell leaks into a test; tiktoken's cache is ours."""
+    with pytest.MonkeyPatch.context() as patcher:
+        for key in list(os.environ):
+            if key.startswith("ASSISTANT_"):
+                patcher.delenv(key)
+        patcher.setenv("TIKTOKEN_CACHE_DIR", str(session_cache_dir / "tiktoken"))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _no_network(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Unit tests are offline: any attempt to open an internet socket fails the test."""
+    if request.node.get_closest_marker("integration") is not None:
+        yield
+        return
+    # Unix sockets stay allowed: asyncio's event loop uses a socketpair internally.
+    disable_socket(allow_unix_socket=True)
+    try:
+        yield
+    finally:
+        enable_socket()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async standard tests (LangChain's suites) run on asyncio only."""
+    return "asyncio"
+
+
+def _settings(root: Path, cache_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "embedding_model": FAKE_MODEL,
+        "corpus_dir": REAL_CORPUS_DIR,
+        "index_dir": root / "index",
+        "models_dir": root / "models",
+        "cache_dir": cache_dir,
+        # A developer's .env must not change what the tests see.
+        "_env_file": None,
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+@pytest.fixture
+def fake_settings(tmp_path: Path, session_cache_dir: Path) -> FakeSettings:
+    """Factory: `fake_settings(corpus_dir=..., chunk_max_tokens=...)` -> Settings for the fake embedder."""
+
+    def make(**overrides: Any) -> Settings:
+        return _settings(tmp_path, session_cache_dir, **overrides)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def fake_assistant(tmp_path_factory: pytest.TempPathFactory, session_cache_dir: Path) -> Assistant:
+    """An assistant over the real corpus with the hashing embedder; its index is built once."""
+    root = tmp_path_factory.mktemp("fake-assistant")
+    settings = _settings(root, session_cache_dir, auto_build_index=False)
+    assistant = Assistant(settings)
+    assistant.build_index()
+    return assistant
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip single LangChain standard tests that cannot apply to our classes.
+
+    A standard-suite class lists them in `standard_tests_skipped = {test name: reason}`. They are
+    skipped here rather than overridden, because the suites forbid overriding a standard test.
+    """
+    for item in items:
+        cls = getattr(item, "cls", None)
+        skipped: dict[str, str] = getattr(cls, "standard_tests_skipped", {}) if cls is not None else {}
+        name = getattr(item, "originalname", item.name)
+        if name in skipped:
+            item.add_marker(pytest.mark.skip(reason=skipped[name]))

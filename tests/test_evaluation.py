@@ -1,0 +1,184 @@
+"""The pure evaluation metrics, with hand-computed values."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.evaluation import (
+    Scores,
+    check_thresholds,
+    citation_precision,
+    citation_recall,
+    dedupe,
+    mean,
+    reciprocal_rank,
+    recall_at_k,
+    score_result,
+    summarise,
+)
+
+RETRIEVED = ["a", "b", "c", "d", "e", "f", "g"]
+
+
+# --- recall@k ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("gold", "k", "expected"),
+    [
+        (["a"], 5, 1.0),
+        (["f"], 5, 0.0),  # found, but below the cut
+        (["a", "f"], 5, 0.5),
+        (["b", "d", "z"], 5, 2 / 3),
+        (["a", "b", "c", "d", "e", "f", "g", "h"], 5, 1.0),  # capped: 5 of 8 gold in 5 slots is perfect
+        (["a", "b", "x", "y", "z", "w"], 5, 2 / 5),  # capped denominator min(6, 5) = 5
+        (["a", "b", "c"], 2, 1.0),
+        (["a", "a", "b"], 5, 1.0),  # duplicate gold ids count once
+    ],
+    ids=["hit", "below-cut", "half", "two-of-three", "capped-perfect", "capped-partial", "small-k", "dup-gold"],
+)
+def test_recall_at_k(gold: list[str], k: int, expected: float) -> None:
+    assert recall_at_k(RETRIEVED, gold, k) == pytest.approx(expected)
+
+
+def test_recall_at_k_with_empty_gold_is_perfect() -> None:
+    assert recall_at_k(RETRIEVED, [], 5) == 1.0
+
+
+def test_recall_at_k_with_nothing_retrieved() -> None:
+    assert recall_at_k([], ["a"], 5) == 0.0
+
+
+def test_recall_at_k_counts_duplicate_hits_once() -> None:
+    assert recall_at_k(["a", "a", "b"], ["a", "c"], 2) == pytest.approx(0.5)
+
+
+# --- MRR -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("gold", "expected"),
+    [(["a"], 1.0), (["c"], 1 / 3), (["g", "c"], 1 / 3), (["z"], 0.0), ([], 0.0)],
+    ids=["first", "third", "best-of-two", "missing", "empty-gold"],
+)
+def test_reciprocal_rank(gold: list[str], expected: float) -> None:
+    assert reciprocal_rank(RETRIEVED, gold) == pytest.approx(expected)
+
+
+# --- citations -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cited", "gold", "expected"),
+    [
+        (["a", "b"], ["a", "b", "c"], 1.0),
+        (["a", "x", "y", "z"], ["a"], 0.25),
+        (["x"], ["a"], 0.0),
+        (["a"], [], 0.0),
+        ([], ["a"], None),
+        ([], [], None),
+    ],
+    ids=["all-right", "one-of-four", "all-wrong", "empty-gold", "nothing-cited", "nothing-at-all"],
+)
+def test_citation_precision(cited: list[str], gold: list[str], expected: float | None) -> None:
+    assert citation_precision(cited, gold) == (pytest.approx(expected) if expected is not None else None)
+
+
+@pytest.mark.parametrize(
+    ("cited", "gold", "expected"),
+    [
+        (["a", "b"], ["a", "b", "c"], 2 / 3),
+        (["a", "x", "y", "z"], ["a"], 1.0),
+        (["x"], ["a", "b"], 0.0),
+        ([], ["a", "b"], 0.0),
+        (["a"], [], None),
+        (["a", "a"], ["a", "b"], 0.5),
+    ],
+    ids=["two-of-three", "all", "none", "nothing-cited", "empty-gold", "dup-citations"],
+)
+def test_citation_recall(cited: list[str], gold: list[str], expected: float | None) -> None:
+    assert citation_recall(cited, gold) == (pytest.approx(expected) if expected is not None else None)
+
+
+def test_mean_ignores_none_and_dedupe_keeps_order() -> None:
+    assert mean([1.0, None, 0.0, 0.5]) == pytest.approx(0.5)
+    assert mean([None, None]) is None
+    assert mean([]) is None
+    assert dedupe(["b", "a", "b", "c", "a"]) == ["b", "a", "c"]
+
+
+# --- per question and summary --------------------------------------------------------------
+
+
+def test_score_result_for_an_answerable_question() -> None:
+    item = {"question": "?", "gold": ["u1", "u2"]}
+    result = {
+        "retrieved": [{"id": "u9"}, {"id": "u1"}, {"id": "u1"}, {"id": "u2"}],
+        "citations": [{"id": "u1"}, {"id": "u9"}],
+        "refused": False,
+    }
+    scores = score_result(item, result)
+    assert scores == Scores(recall5=1.0, mrr=0.5, precision=0.5, recall=0.5, refused=False, answerable=True)
+
+
+def test_score_result_for_an_unanswerable_question() -> None:
+    item = {"question": "NATO?", "gold": [], "answerable": False}
+    scores = score_result(item, {"retrieved": [{"id": "u1"}], "citations": [], "refused": True})
+    assert scores == Scores(recall5=None, mrr=None, precision=None, recall=None, refused=True, answerable=False)
+
+
+def test_summarise_by_hand() -> None:
+    scores = [
+        Scores(recall5=1.0, mrr=1.0, precision=1.0, recall=0.5, refused=False, answerable=True),
+        Scores(recall5=0.5, mrr=0.25, precision=None, recall=0.0, refused=True, answerable=True),
+        Scores(recall5=None, mrr=None, precision=None, recall=None, refused=True, answerable=False),
+        Scores(recall5=None, mrr=None, precision=None, recall=None, refused=False, answerable=False),
+    ]
+    summary = summarise(scores)
+    assert summary["n"] == 4
+    assert summary["recall@5"] == pytest.approx(0.75)
+    assert summary["mrr"] == pytest.approx(0.625)
+    assert summary["citation_precision"] == pytest.approx(1.0)
+    assert summary["citation_recall"] == pytest.approx(0.25)
+    assert summary["unanswerable_refused"] == pytest.approx(0.5)
+    assert summary["answerable_refused"] == pytest.approx(0.5)
+
+
+def test_summarise_edge_cases() -> None:
+    assert summarise([]) == {
+        "n": 0,
+        "recall@5": None,
+        "mrr": None,
+        "citation_precision": None,
+        "citation_recall": None,
+        "unanswerable_refused": None,
+        "answerable_refused": None,
+    }
+    only_answerable = summarise([Scores(1.0, 1.0, None, 1.0, refused=False, answerable=True)])
+    assert only_answerable["unanswerable_refused"] is None
+    assert only_answerable["answerable_refused"] == 0.0
+    assert only_answerable["citation_precision"] is None
+
+
+# --- thresholds ----------------------------------------------------------------------------
+
+
+def test_check_thresholds_passes_when_all_are_met() -> None:
+    overall = {"recall@5": 0.8, "mrr": 0.7, "answerable_refused": 0.05}
+    thresholds = {"min": {"recall@5": 0.8, "mrr": 0.6}, "max": {"answerable_refused": 0.05}}
+    assert check_thresholds(overall, thresholds) == []
+
+
+def test_check_thresholds_reports_each_miss() -> None:
+    overall = {"recall@5": 0.75, "mrr": None, "answerable_refused": 0.2}
+    thresholds = {"min": {"recall@5": 0.8, "mrr": 0.6, "citation_recall": 0.5}, "max": {"answerable_refused": 0.1}}
+    assert check_thresholds(overall, thresholds) == [
+        "recall@5 = 0.750 < 0.8",
+        "mrr = – < 0.6",
+        "citation_recall = – < 0.5",
+        "answerable_refused = 0.200 > 0.1",
+    ]
+
+
+def test_check_thresholds_without_thresholds() -> None:
+    assert check_thresholds({"recall@5": 0.0}, {}) == []
