@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,9 +21,20 @@ MAX_TOPIC_CITATIONS = 30
 GROUP_BY_CHAPTER_FROM = 5
 
 
+def _clean_char(ch: str) -> str:
+    category = unicodedata.category(ch)
+    if category in ("Cf", "Cs") or ch == "\ufffd":
+        return ""
+    if category in ("Cc", "Zl", "Zp"):
+        return " "
+    return ch
+
+
 def clean_question(raw: str, max_chars: int) -> str:
     """Validate and tidy a question; raise a Norwegian message the user can act on."""
-    text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") or ch == "\ufffd" else ch for ch in raw)
+    # Control characters and line separators become spaces; invisible format characters (soft
+    # hyphens, zero-width joiners) and lone surrogates vanish, so "fritids\u00adkort" stays a word.
+    text = "".join(_clean_char(ch) for ch in raw)
     text = re.sub(r"\s+", " ", text).strip()
     if not text:
         raise InvalidQuestionError("Spørsmålet er tomt. Skriv et spørsmål om Leangen-erklæringen.")
@@ -70,11 +81,26 @@ def _heading_groups(chunks: Sequence[Chunk]) -> dict[tuple[str, str, str], list[
     return groups
 
 
-def _matches_title(query: list[QueryWord], title_terms: frozenset[str]) -> bool:
-    def covered(term: str) -> bool:
-        return any(w.stem == term or (len(w.stem) >= 4 and term.startswith(w.stem)) for w in query)
+def _title_terms(title: str) -> frozenset[str]:
+    # A bracketed acronym ("Barne- og familietjenesten (BFT)") is optional in a question.
+    return frozenset(content_terms(re.sub(r"\([^)]*\)", " ", title))) - {"byråd"}
 
-    return bool(title_terms) and all(covered(t) for t in title_terms)
+
+def _title_match(query: list[QueryWord], title_terms: frozenset[str]) -> tuple[int, int] | None:
+    """(exact matches, title size) when every title word is named by the question, else None.
+
+    A question word may name a title word it begins ("tro" names "tros"), but an exact match
+    ranks higher: "skole" means the sub-heading "Skole", not "Skolehelsetjenesten".
+    """
+    if not title_terms:
+        return None
+    exact = 0
+    for term in title_terms:
+        if any(w.stem == term for w in query):
+            exact += 1
+        elif not any(len(w.stem) >= 3 and term.startswith(w.stem) for w in query):
+            return None
+    return exact, len(title_terms)
 
 
 def select_heading(
@@ -83,18 +109,18 @@ def select_heading(
     """All pledges under a section or sub-heading the question names ("Hva står det om kulturskolen?")."""
     summary = has_summary_intent(question)
     best: list[int] | None = None
-    best_size = 0
+    best_rank: tuple[int, int] = (-1, -1)
     for (_chapter, section, subheading), positions in _heading_groups(chunks).items():
-        title = subheading or section
-        title_terms = frozenset(content_terms(title)) - {"byråd"}
-        if not _matches_title(query, title_terms):
+        title_terms = _title_terms(subheading or section)
+        rank = _title_match(query, title_terms)
+        if rank is None:
             continue
         extra = [w for w in query if not any(w.stem == t or t.startswith(w.stem) for t in title_terms)]
         if extra and not summary:
             continue
-        # Prefer the most specific heading the question names (most title words).
-        if len(title_terms) > best_size:
-            best, best_size = positions, len(title_terms)
+        # Prefer exact words, then the most specific heading (most title words).
+        if rank > best_rank:
+            best, best_rank = positions, rank
     return best
 
 
@@ -145,7 +171,10 @@ def select(
     }
     best = max(relevance.values(), default=0.0)
     chosen = sorted((i for i in candidates if relevance[i] >= best - calibration.margin), key=lambda i: -relevance[i])
-    return Selection(tuple(chunks[i] for i in chosen[: calibration.max_citations]), False, (), "ranked", answerability)
+    cited: dict[str, Chunk] = {}
+    for i in chosen:
+        cited.setdefault(chunks[i].unit_id, chunks[i])  # one citation per pledge or passage
+    return Selection(tuple(list(cited.values())[: calibration.max_citations]), False, (), "ranked", answerability)
 
 
 def with_marker(text: str, marker: str) -> str:
@@ -167,11 +196,17 @@ def _passage_sentence(text: str, marker: str) -> str:
     return f"Erklæringen sier: «{text.rstrip()}» {marker}"
 
 
-def compose(selection: Selection) -> tuple[str, tuple[Citation, ...]]:
-    """Write the answer: pledges read as sentences, grouped by chapter when there are many."""
+def compose(selection: Selection, unit_texts: Mapping[str, str] | None = None) -> tuple[str, tuple[Citation, ...]]:
+    """Write the answer: pledges read as sentences, grouped by chapter when there are many.
+
+    `unit_texts` maps unit ids to their full text, for citations of a piece of a long passage.
+    """
     if selection.refused:
         return REFUSAL, ()
-    citations = tuple(Citation(n, chunk) for n, chunk in enumerate(selection.cited, start=1))
+    texts = unit_texts or {}
+    citations = tuple(
+        Citation(n, chunk, texts.get(chunk.unit_id, chunk.text)) for n, chunk in enumerate(selection.cited, start=1)
+    )
     chapters = list(dict.fromkeys(c.chunk.chapter for c in citations))
     if len(citations) < GROUP_BY_CHAPTER_FROM:
         sentences = []

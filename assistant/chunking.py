@@ -9,6 +9,8 @@ from assistant.types import Chunk, Unit
 
 TokenCounter = Callable[[str], int]
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-ZÆØÅ0-9«\"“])")
+# Abbreviations that end in a period but not a sentence ("St. Olavs hospital", "ca. halvparten").
+_ABBREVIATIONS = frozenset("st ca bl.a f.eks nr dvs jf mv osv kl pkt".split())
 
 
 def retrieval_text(unit: Unit, text: str) -> str:
@@ -22,24 +24,43 @@ def retrieval_text(unit: Unit, text: str) -> str:
 
 
 def split_sentences(text: str) -> list[str]:
-    return [s for s in _SENTENCE_END.split(text) if s.strip()]
+    sentences: list[str] = []
+    for piece in _SENTENCE_END.split(text):
+        if not piece.strip():
+            continue
+        previous_word = sentences[-1].rsplit(" ", 1)[-1].rstrip(".").lower() if sentences else ""
+        if sentences and previous_word in _ABBREVIATIONS:
+            sentences[-1] = f"{sentences[-1]} {piece}"
+        else:
+            sentences.append(piece)
+    return sentences
 
 
-def _pieces(text: str, max_tokens: int, count: TokenCounter) -> list[str]:
-    if count(text) <= max_tokens:
-        return [text]
+def _pack(parts: Iterable[str], max_tokens: int, count: TokenCounter) -> list[str]:
+    """Greedily join consecutive parts with spaces into pieces of at most `max_tokens`."""
     pieces: list[str] = []
     current = ""
-    for sentence in split_sentences(text):
-        candidate = f"{current} {sentence}".strip()
+    for part in parts:
+        candidate = f"{current} {part}".strip()
         if current and count(candidate) > max_tokens:
             pieces.append(current)
-            current = sentence
+            current = part
         else:
             current = candidate
     if current:
         pieces.append(current)
     return pieces
+
+
+def _pieces(text: str, max_tokens: int, count: TokenCounter) -> list[str]:
+    if count(text) <= max_tokens:
+        return [text]
+    sentences: list[str] = []
+    for sentence in split_sentences(text):
+        # A sentence longer than the bound is cut between words.
+        too_long = count(sentence) > max_tokens
+        sentences.extend(_pack(sentence.split(), max_tokens, count) if too_long else [sentence])
+    return _pack(sentences, max_tokens, count)
 
 
 def chunk_units(units: Iterable[Unit], max_tokens: int, count: TokenCounter) -> list[Chunk]:

@@ -40,7 +40,7 @@ def answer_to_json(answer: Answer, question_id: Any) -> dict[str, Any]:
             {
                 "n": c.n,
                 "id": c.chunk.unit_id,
-                "text": c.chunk.text,
+                "text": c.text,
                 "chapter": c.chunk.chapter,
                 "section": c.chunk.section,
             }
@@ -60,7 +60,7 @@ def answer_to_json(answer: Answer, question_id: Any) -> dict[str, Any]:
 def error_json(question_id: Any, question: Any, code: str, message: str, backend: str) -> dict[str, Any]:
     return {
         "id": question_id,
-        "question": question if isinstance(question, str) else None,
+        "question": _safe_text(question),
         "answer": None,
         "refused": False,
         "citations": [],
@@ -72,37 +72,41 @@ def error_json(question_id: Any, question: Any, code: str, message: str, backend
     }
 
 
-def run_jsonl(assistant: Assistant, lines: Iterable[str], out: TextIO) -> int:
-    """The machine contract: one JSON result per input line, in order, flushed at once."""
+def _safe_text(value: Any) -> str | None:
+    """A string that can be written as UTF-8 (lone surrogates from escaped JSON are replaced)."""
+    if not isinstance(value, str):
+        return None
+    return value.encode("utf-8", "replace").decode("utf-8")
+
+
+def handle_jsonl_line(assistant: Assistant, line: str, number: int) -> dict[str, Any]:
+    """One line of the `ask --jsonl` contract: an answer, or an error object; never raises for bad input."""
     backend = assistant.settings.backend
+    if len(line) > MAX_JSONL_LINE_CHARS:
+        return error_json(None, None, "line_too_long", f"Linje {number} er for lang.", backend)
+    try:
+        item = json.loads(line)
+    except ValueError as exc:
+        return error_json(None, None, "invalid_json", f"Linje {number} er ikke gyldig JSON: {exc}", backend)
+    if not isinstance(item, dict):
+        return error_json(None, None, "not_an_object", f"Linje {number} er ikke et JSON-objekt.", backend)
+    question_id = item.get("id", number)
+    question = item.get("question")
+    if not isinstance(question, str):
+        return error_json(question_id, None, "missing_question", "Linjen mangler feltet «question» (tekst).", backend)
+    try:
+        return answer_to_json(assistant.ask(question), question_id)
+    except InvalidQuestionError as exc:
+        return error_json(question_id, _safe_text(question), exc.code, str(exc), backend)
+
+
+def run_jsonl(assistant: Assistant, lines: Iterable[str], out: TextIO) -> int:
+    """The machine contract: one JSON result per non-blank input line, in order, flushed at once."""
     handled = 0
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        result: dict[str, Any]
-        if len(line) > MAX_JSONL_LINE_CHARS:
-            result = error_json(None, None, "line_too_long", f"Linje {number} er for lang.", backend)
-        else:
-            try:
-                item = json.loads(line)
-            except ValueError as exc:
-                item = None
-                result = error_json(None, None, "invalid_json", f"Linje {number} er ikke gyldig JSON: {exc}", backend)
-            if isinstance(item, dict):
-                question_id = item.get("id", number)
-                question = item.get("question")
-                if not isinstance(question, str):
-                    result = error_json(
-                        question_id, None, "missing_question", "Linjen mangler feltet «question» (tekst).", backend
-                    )
-                else:
-                    try:
-                        result = answer_to_json(assistant.ask(question), question_id)
-                    except InvalidQuestionError as exc:
-                        result = error_json(question_id, question, exc.code, str(exc), backend)
-            elif item is not None:
-                result = error_json(None, None, "not_an_object", f"Linje {number} er ikke et JSON-objekt.", backend)
-        out.write(json.dumps(result, ensure_ascii=False) + "\n")
+        out.write(json.dumps(handle_jsonl_line(assistant, line, number), ensure_ascii=False) + "\n")
         out.flush()
         handled += 1
     return handled
@@ -115,7 +119,7 @@ def print_answer(answer: Answer, out: TextIO) -> None:
         for citation in answer.citations:
             chunk = citation.chunk
             out.write(f"[{citation.n}] {chunk.location}" + (f" › {chunk.subheading}" if chunk.subheading else ""))
-            out.write(f"  ({chunk.unit_id})\n    {chunk.text}\n")
+            out.write(f"  ({chunk.unit_id})\n    {citation.text}\n")
     elif answer.related:
         out.write(f"\n{RELATED_INTRO}\n")
         for chunk in answer.related:
@@ -260,8 +264,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         overrides: dict[str, object] = {}
-        if args.backend:
-            overrides["backend"] = args.backend
+        backend = getattr(args, "subcommand_backend", None) or args.backend
+        if backend:
+            overrides["backend"] = backend
         settings: Settings = load_settings(**overrides)
         assistant = Assistant(settings, progress=_progress)
         return int(args.func(assistant, args))

@@ -50,6 +50,7 @@ class Assistant:
         self._index: SearchIndex | None = None
         self._searcher: HybridSearcher | None = None
         self._terms: TermIndex | None = None
+        self._texts: dict[str, str] | None = None
         self._calibration = Calibration.load()
         if settings.refusal_threshold is not None:
             self._calibration = replace(self._calibration, threshold=settings.refusal_threshold)
@@ -141,10 +142,15 @@ class Assistant:
             self._calibration,
         )
 
+    def _unit_texts(self) -> dict[str, str]:
+        if self._texts is None:
+            self._texts = {u.id: u.text for u in self.corpus.units}
+        return self._texts
+
     def _answer(self, retrieved: Retrieved) -> Answer:
         started = time.perf_counter()
         selection = self.select(retrieved)
-        text, citations = compose(selection)
+        text, citations = compose(selection, self._unit_texts())
         answer_ms = (time.perf_counter() - started) * 1000
         return Answer(
             question=retrieved.question,

@@ -113,7 +113,7 @@ class HashingEmbedder(VectorEmbedder):
     while needing no model.
     """
 
-    def __init__(self, dimension: int = 512) -> None:
+    def __init__(self, dimension: int = 4096) -> None:
         self.name = FAKE_MODEL
         self._dimension = dimension
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -69,6 +70,34 @@ def dedupe(ids: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
+_MARKER = re.compile(r"\[(\d+)\]")
+_THOUSANDS = re.compile(r"(?<=\d)[.\s\u00a0](?=\d{3}\b)")
+
+
+def normalise_facts(text: str) -> str:
+    """Case, "3%" vs "3 prosent" and "37.000" vs "37 000" vs "37000" do not count as differences."""
+    text = _THOUSANDS.sub("", text.lower()).replace("%", " prosent")
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def key_fact_coverage(answer: str, facts: Sequence[str]) -> float | None:
+    if not facts:
+        return None
+    normalised = normalise_facts(answer)
+    return sum(1 for fact in facts if normalise_facts(fact) in normalised) / len(facts)
+
+
+def invalid_markers(answer: str, citation_numbers: Iterable[int]) -> int:
+    """[n] markers in the answer that point to no citation (an invented source)."""
+    valid = set(citation_numbers)
+    return sum(1 for n in _MARKER.findall(answer) if int(n) not in valid)
+
+
+def invented_citations(citation_texts: Iterable[str], corpus_texts: frozenset[str]) -> int:
+    """Citations whose text is not, verbatim, a pledge or passage of the platform."""
+    return sum(1 for text in citation_texts if text not in corpus_texts)
+
+
 @dataclass(frozen=True)
 class Scores:
     """Per-question scores; None where a metric does not apply."""
@@ -79,21 +108,36 @@ class Scores:
     recall: float | None
     refused: bool
     answerable: bool
+    key_facts: float | None = None
+    premise_corrected: float | None = None
+    invalid_markers: int = 0
+    invented_citations: int = 0
 
 
-def score_result(item: dict[str, Any], result: dict[str, Any]) -> Scores:
+def score_result(item: dict[str, Any], result: dict[str, Any], corpus_texts: frozenset[str] | None = None) -> Scores:
     gold = item.get("gold", [])
     answerable = bool(item.get("answerable", bool(gold)))
     retrieved = dedupe(r["id"] for r in result.get("retrieved", []))
-    cited = dedupe(c["id"] for c in result.get("citations", []))
+    citations = result.get("citations", [])
+    cited = dedupe(c["id"] for c in citations)
+    answer = result.get("answer") or ""
+    bad_markers = invalid_markers(answer, (c["n"] for c in citations))
     has_gold = answerable and bool(gold)
+    # A marker that points nowhere is a wrong citation.
+    counted = cited + [f"<invalid marker {i}>" for i in range(bad_markers)]
     return Scores(
         recall5=recall_at_k(retrieved, gold, 5) if has_gold else None,
         mrr=reciprocal_rank(retrieved, gold) if has_gold else None,
-        precision=citation_precision(cited, gold) if has_gold else None,
+        precision=citation_precision(counted, gold) if has_gold else None,
         recall=citation_recall(cited, gold) if has_gold else None,
         refused=bool(result.get("refused")),
         answerable=answerable,
+        key_facts=key_fact_coverage(answer, item.get("key_facts", [])) if answerable else None,
+        premise_corrected=(1.0 if set(gold) & set(cited) else 0.0) if item.get("category") == "false_premise" else None,
+        invalid_markers=bad_markers,
+        invented_citations=invented_citations((c["text"] for c in citations), corpus_texts)
+        if corpus_texts is not None
+        else 0,
     )
 
 
@@ -108,6 +152,10 @@ def summarise(scores: Sequence[Scores]) -> dict[str, float | int | None]:
         "citation_recall": mean(s.recall for s in scores),
         "unanswerable_refused": mean(1.0 if s.refused else 0.0 for s in unanswerable) if unanswerable else None,
         "answerable_refused": mean(1.0 if s.refused else 0.0 for s in answerable) if answerable else None,
+        "key_fact_coverage": mean(s.key_facts for s in scores),
+        "premise_corrected": mean(s.premise_corrected for s in scores),
+        "invalid_markers": sum(s.invalid_markers for s in scores),
+        "invented_citations": sum(s.invented_citations for s in scores),
     }
 
 
@@ -133,45 +181,114 @@ def _fmt(value: float | int | None) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def report_markdown(overall: dict[str, Any], by_category: dict[str, dict[str, Any]], title: str) -> str:
-    keys = [
-        "n",
-        "recall@5",
-        "mrr",
-        "citation_precision",
-        "citation_recall",
-        "unanswerable_refused",
-        "answerable_refused",
-    ]
-    lines = [f"# {title}", "", "| category | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
-    for name, summary in [*sorted(by_category.items()), ("**overall**", overall)]:
-        lines.append(f"| {name} | " + " | ".join(_fmt(summary[k]) for k in keys) + " |")
+REPORT_KEYS = (
+    "n",
+    "recall@5",
+    "mrr",
+    "citation_precision",
+    "citation_recall",
+    "key_fact_coverage",
+    "premise_corrected",
+    "unanswerable_refused",
+    "answerable_refused",
+    "invalid_markers",
+    "invented_citations",
+)
+
+
+def report_markdown(rows: Sequence[tuple[str, dict[str, Any]]], title: str, notes: Sequence[str] = ()) -> str:
+    lines = [f"# {title}", "", *notes, ""]
+    lines += ["| | " + " | ".join(REPORT_KEYS) + " |", "|---" * (len(REPORT_KEYS) + 1) + "|"]
+    for name, summary in rows:
+        lines.append(f"| {name} | " + " | ".join(_fmt(summary.get(k)) for k in REPORT_KEYS) + " |")
     return "\n".join(lines) + "\n"
+
+
+def category_quality(summary: dict[str, Any]) -> dict[str, float]:
+    """The per-category figures drawn in the chart (all "higher is better", 0–1)."""
+    figures = {
+        "recall@5": summary.get("recall@5"),
+        "citation precision": summary.get("citation_precision"),
+        "citation recall": summary.get("citation_recall"),
+        "key facts": summary.get("key_fact_coverage"),
+        "correct refusal decision": None,
+    }
+    refused_right = summary.get("unanswerable_refused")
+    answered_right = summary.get("answerable_refused")
+    decisions = [v for v in (refused_right, None if answered_right is None else 1 - answered_right) if v is not None]
+    figures["correct refusal decision"] = sum(decisions) / len(decisions) if decisions else None
+    return {k: float(v) for k, v in figures.items() if v is not None}
+
+
+def write_chart(categories: dict[str, dict[str, Any]], path: Path) -> bool:
+    """Grouped bars per category; the weak category stands out at a glance. False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    names = sorted(categories)
+    figures = [category_quality(categories[n]) for n in names]
+    series = ["recall@5", "citation precision", "citation recall", "key facts", "correct refusal decision"]
+    figure, axes = plt.subplots(figsize=(11, 4.5))
+    width = 0.8 / len(series)
+    for offset, label in enumerate(series):
+        xs = [i + offset * width - 0.4 + width / 2 for i in range(len(names))]
+        axes.bar(xs, [f.get(label, 0.0) for f in figures], width, label=label)
+    axes.set_xticks(range(len(names)), names, rotation=15)
+    axes.set_ylim(0, 1.05)
+    axes.axhline(0.9, color="grey", linestyle="--", linewidth=0.8)
+    axes.set_ylabel("score (higher is better)")
+    axes.set_title("Leangen-assistenten: evaluation per category")
+    axes.legend(ncol=5, fontsize=8, loc="lower center", bbox_to_anchor=(0.5, -0.32))
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return True
 
 
 def run_eval(assistant: Assistant, questions: Path, *, split: str, out_dir: Path, gate: bool) -> int:
     items = load_questions(questions, split)
+    started = time.perf_counter()
     assistant.warm_up()
     results = answer_all(assistant, items)
-    scores = [score_result(item, result) for item, result in zip(items, results, strict=True)]
-    by_category: dict[str, list[Scores]] = defaultdict(list)
+    corpus_texts = frozenset(u.text for u in assistant.corpus.units)
+    scores = [score_result(item, result, corpus_texts) for item, result in zip(items, results, strict=True)]
+    groups: dict[str, list[Scores]] = defaultdict(list)
+    splits: dict[str, list[Scores]] = defaultdict(list)
     for item, score in zip(items, scores, strict=True):
-        by_category[item.get("category", "uncategorised")].append(score)
+        groups[item.get("category", "uncategorised")].append(score)
+        splits[item.get("split", "?")].append(score)
     overall = summarise(scores)
-    categories = {name: summarise(group) for name, group in by_category.items()}
+    categories = {name: summarise(group) for name, group in groups.items()}
+    rows = [(name, categories[name]) for name in sorted(categories)]
+    rows += [(f"*split {name}*", summarise(group)) for name, group in sorted(splits.items())]
+    rows.append(("**overall**", overall))
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    with (out_dir / f"results-{split}.jsonl").open("w", encoding="utf-8") as handle:
+    suffix = f"{assistant.settings.backend}-{split}"
+    with (out_dir / f"results-{suffix}.jsonl").open("w", encoding="utf-8") as handle:
         for item, result, score in zip(items, results, scores, strict=True):
             handle.write(
                 json.dumps({"item": item, "result": result, "scores": score.__dict__}, ensure_ascii=False) + "\n"
             )
-    report = report_markdown(overall, categories, f"Evaluation ({split}, backend {assistant.settings.backend})")
-    (out_dir / f"report-{split}.md").write_text(report, encoding="utf-8")
+    chart = out_dir / f"report-{suffix}.png"
+    notes = [f"{len(items)} questions from `{questions.name}`, {time.perf_counter() - started:.1f} s."]
+    if write_chart(categories, chart):
+        notes.append(f"![per-category scores]({chart.name})")
+    report = report_markdown(rows, f"Evaluation: backend {assistant.settings.backend}, split {split}", notes)
+    (out_dir / f"report-{suffix}.md").write_text(report, encoding="utf-8")
     print(report)
+    print(f"Per-question results and report in {out_dir}", file=sys.stderr)
     if gate:
         failures = check_thresholds(overall, json.loads(THRESHOLDS_FILE.read_text(encoding="utf-8")))
         for failure in failures:
             print(f"THRESHOLD MISSED: {failure}", file=sys.stderr)
+        if not failures:
+            print("All thresholds in eval/thresholds.json met.", file=sys.stderr)
         return 1 if failures else 0
     return 0
 

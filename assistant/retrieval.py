@@ -97,7 +97,7 @@ class PlatformRetriever(BaseRetriever):
     k: int = 10
 
     def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, k: int | None = None, **kwargs: Any
     ) -> list[LCDocument]:
         return [
             LCDocument(
@@ -115,5 +115,5 @@ class PlatformRetriever(BaseRetriever):
                     "bm25_score": hit.bm25_score,
                 },
             )
-            for hit in self.searcher.search(query, self.k)
+            for hit in self.searcher.search(query, k or self.k)
         ]

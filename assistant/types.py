@@ -119,8 +119,12 @@ class Hit:
 
 @dataclass(frozen=True)
 class Citation:
+    """`[n]` in an answer. `text` is the whole verbatim unit (a long passage may be indexed in
+    pieces; the source shown is always the full pledge or passage)."""
+
     n: int
     chunk: Chunk
+    text: str
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ def _hermetic_environment(session_cache_dir: Path) -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _no_network(request: pytest.FixtureRequest) -> Iterator[None]:
     """Unit tests are offline: any attempt to open an internet socket fails the test."""
-    if request.node.get_closest_marker("integration") is not None:
+    if any(request.node.get_closest_marker(m) is not None for m in ("integration", "e2e")):
         yield
         return
     # Unix sockets stay allowed: asyncio's event loop uses a socketpair internally.

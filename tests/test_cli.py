@@ -41,7 +41,7 @@ def _run(assistant: Assistant, lines: list[str]) -> list[dict[str, Any]]:
 
 # --- answered lines ------------------------------------------------------------------------
 
-QUESTIONS = [
+QUESTIONS: list[dict[str, Any]] = [
     {"id": "q1", "question": "Hva vil byrådet gjøre med fastlegeordningen?"},
     {"id": 2, "question": "Hva står det om kulturskolen?"},
     {"question": "fritidskort for ungdomsskoleelever"},
@@ -162,19 +162,11 @@ def test_huge_question_is_rejected_with_a_norwegian_message(fake_assistant: Assi
     assert row["question"] == "a" * 50_000
 
 
-_NULL_LINE_BUG = (
-    "BUG: a JSON `null` line is neither a dict nor 'not None', so run_jsonl never assigns `result`: as the "
-    "first line it crashes with UnboundLocalError, after another line it silently repeats that line's answer."
-)
-
-
-@pytest.mark.xfail(reason=_NULL_LINE_BUG, raises=UnboundLocalError, strict=True)
 def test_json_null_as_first_line_gets_an_error(fake_assistant: Assistant) -> None:
     (row,) = _run(fake_assistant, ["null"])
     assert row["error"]["code"] == "not_an_object"
 
 
-@pytest.mark.xfail(reason=_NULL_LINE_BUG, raises=AssertionError, strict=True)
 def test_json_null_after_a_good_line_gets_an_error(fake_assistant: Assistant) -> None:
     rows = _run(fake_assistant, [json.dumps({"id": "ok", "question": "fritidskort"}), "null"])
     assert len(rows) == 2
@@ -182,13 +174,6 @@ def test_json_null_after_a_good_line_gets_an_error(fake_assistant: Assistant) ->
     assert rows[1]["error"]["code"] == "not_an_object"
 
 
-@pytest.mark.xfail(
-    reason="BUG: a question holding an escaped lone surrogate ('\\udc80', e.g. from broken UTF-16 input) is "
-    "answered and echoed as-is; the output line then cannot be encoded as UTF-8, so `ask --jsonl` "
-    "crashes with UnicodeEncodeError on a real stdout.",
-    raises=UnicodeEncodeError,
-    strict=True,
-)
 def test_output_is_always_valid_utf8(fake_assistant: Assistant) -> None:
     out = io.StringIO()
     run_jsonl(fake_assistant, ['{"id": 1, "question": "Hva med \\udc80 sykkel?"}'], out)

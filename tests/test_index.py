@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -76,7 +76,7 @@ def test_build_then_load_round_trip(settings: Settings, corpus: Corpus) -> None:
     assert loaded.chunks == built.chunks
     assert len(loaded.chunks) == 343
     assert loaded.dense.ntotal == len(loaded.chunks)
-    assert loaded.dense.d == 512
+    assert loaded.dense.d == HashingEmbedder().dimension
     assert loaded.manifest == built.manifest
     # The dense vectors survive the trip.
     query = HashingEmbedder().encode_query("fritidskort").reshape(1, -1)
@@ -86,7 +86,7 @@ def test_build_then_load_round_trip(settings: Settings, corpus: Corpus) -> None:
 def test_manifest_fields(settings: Settings, corpus: Corpus, built: Path) -> None:
     manifest = json.loads((built / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["embedding_model"] == FAKE_MODEL
-    assert manifest["dimension"] == 512
+    assert manifest["dimension"] == HashingEmbedder().dimension
     assert manifest["corpus_sha256"] == corpus.sha256
     assert len(manifest["corpus_sha256"]) == 64
     assert manifest["format_version"] == FORMAT_VERSION
@@ -187,8 +187,10 @@ def _edit_chunk_text(path: Path) -> None:
     ],
     ids=["faiss-truncated", "faiss-altered", "chunks-truncated", "chunks-edited", "faiss-deleted"],
 )
-def test_damaged_files_are_refused(settings: Settings, corpus: Corpus, built: Path, name: str, damage: object) -> None:
-    damage(built / name)  # type: ignore[operator]
+def test_damaged_files_are_refused(
+    settings: Settings, corpus: Corpus, built: Path, name: str, damage: Callable[[Path], None]
+) -> None:
+    damage(built / name)
     with pytest.raises(IndexCorruptError, match=name):
         load_index(settings, corpus)
 
@@ -302,6 +304,6 @@ def test_embedder_protocol_is_used_for_queries() -> None:
     embedder: VectorEmbedder = HashingEmbedder()
     vector = embedder.encode_query("fritidskort for ungdom")
     assert vector.dtype == np.float32
-    assert vector.shape == (512,)
+    assert vector.shape == (HashingEmbedder().dimension,)
     assert float(np.linalg.norm(vector)) == pytest.approx(1.0)
     assert float(np.linalg.norm(embedder.encode_query("og i på"))) == 0.0

@@ -67,15 +67,12 @@ def test_units_match_golden_file() -> None:
     if rendered != expected:
         diff = "\n".join(
             list(
-                difflib.unified_diff(
-                    expected.splitlines(), rendered.splitlines(), "golden", "parser", lineterm="", n=0
-                )
+                difflib.unified_diff(expected.splitlines(), rendered.splitlines(), "golden", "parser", lineterm="", n=0)
             )[:40]
         )
         pytest.fail(
             "The parser's units differ from tests/data/leangen-units.golden.jsonl. If the change is "
-            "intended, regenerate with `python -m tests.golden` and review the diff before committing.\n"
-            + diff
+            "intended, regenerate with `python -m tests.golden` and review the diff before committing.\n" + diff
         )
 
 
@@ -313,8 +310,8 @@ def test_numbers_count_pledges_and_passages_separately(units: tuple[Unit, ...]) 
 def _source_words(text: str) -> list[str]:
     """The source's words with bullet markers and markdown heading/bold markers removed."""
     out: list[str] = []
-    for line in text.splitlines():
-        line = re.sub(r"^\s*-\s+", "", line)
+    for raw in text.splitlines():
+        line = re.sub(r"^\s*-\s+", "", raw)
         line = re.sub(r"^\s*#{1,6}\s+", "", line)
         out.extend(line.replace("**", "").split())
     return out
@@ -469,7 +466,14 @@ def test_slugify_spells_out_norwegian_letters_and_cuts_at_a_word() -> None:
         ("utligne levekårsforskjellene mellom bydelene", "og vurdere å øke frekvensen."),
         ("etablere et nytt tilbud", "helsestasjonene."),
     ],
-    ids=["dangling-preposition", "dangling-article", "plural-noun-opener", "pronoun-opener", "conjunction", "lone-word"],
+    ids=[
+        "dangling-preposition",
+        "dangling-article",
+        "plural-noun-opener",
+        "pronoun-opener",
+        "conjunction",
+        "lone-word",
+    ],
 )
 def test_is_bullet_tail_true(previous: str, bullet: str) -> None:
     assert is_bullet_tail(previous, bullet) is True
@@ -480,7 +484,10 @@ def test_is_bullet_tail_true(previous: str, bullet: str) -> None:
     [
         ("sikre god økonomistyring på alle enheter.", "og vurdere noe mer."),
         ("utnytte potensialet i kunstig intelligens,", "at det fortettes med kvalitet."),
-        ("bruke demografisk utvikling for å planlegge kommunal tjenesteproduksjon", "aktivt jobbe for flere bedrifter."),
+        (
+            "bruke demografisk utvikling for å planlegge kommunal tjenesteproduksjon",
+            "aktivt jobbe for flere bedrifter.",
+        ),
         ("utprøve ulike turnusordninger", "innføre fritt brukervalg i hjemmetjenestene."),
         ("støtte og videreutvikle tilbudet om rask psykisk helsehjelp", "styrke lavterskeltilbud."),
         ("gi en bedre skolestart", "her skal vi bygge."),
@@ -566,7 +573,7 @@ def test_invalid_meta_file_raises_corpus_error(tmp_path: Path, meta_text: str, m
 def test_meta_pointing_at_missing_text_raises_corpus_error(tmp_path: Path) -> None:
     folder = _copy_corpus(tmp_path)
     _write_second(folder, source_file="finnes-ikke.txt")
-    with pytest.raises(CorpusError, match="finnes-ikke.txt"):
+    with pytest.raises(CorpusError, match=r"finnes-ikke\.txt"):
         load_corpus(folder)
 
 
