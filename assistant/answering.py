@@ -125,14 +125,17 @@ def select_heading(
 
 
 def select_topic(question: str, query: list[QueryWord], chunks: Sequence[Chunk], terms: TermIndex) -> list[int] | None:
-    """All pledges on a topic ("alle løfter om sykkel"), when the question asks for all of them."""
-    if not has_summary_intent(question) or not query:
+    """All pledges on a topic: "alle løfter om sykkel", or a one-word topic ("Hva vil byrådet gjøre
+    for studenter?", "LHBTQ") that several pledges name."""
+    if not query or (len(query) > 1 and not has_summary_intent(question)):
         return None
     positions = [
         i
         for i, chunk in enumerate(chunks)
         if chunk.kind == "pledge" and all(terms.matches(w, i, with_heading=False) for w in query)
     ]
+    if len(query) == 1 and not has_summary_intent(question) and len(positions) < 2:
+        return None
     return positions or None
 
 

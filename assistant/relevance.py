@@ -80,7 +80,9 @@ class TermIndex:
         for terms in self.chunk_terms:
             df.update(terms)
         self._df = df
-        self._vocabulary = sorted(df)
+        # Headings count as vocabulary too: "fastleggeordningen" must find the section title.
+        self._vocabulary = sorted(set(df).union(*self.heading_terms))
+        self._known_terms = frozenset(self._vocabulary)
         self._n = max(len(chunks), 1)
         self.max_idf = math.log(1 + self._n)
 
@@ -93,7 +95,7 @@ class TermIndex:
     @lru_cache(maxsize=20_000)  # noqa: B019 - lives as long as the index
     def correct(self, term: str) -> str:
         """The corpus term a misspelt query term most likely means ("barnhag" -> "barnehag")."""
-        if term in self._df or len(term) < 5 or not term.isalpha():
+        if term in self._known_terms or len(term) < 5 or not term.isalpha():
             return term
         match = process.extractOne(
             term, self._vocabulary, scorer=Levenshtein.distance, score_cutoff=1 if len(term) < 9 else 2
@@ -114,7 +116,7 @@ class TermIndex:
 
     def known(self, word: QueryWord) -> bool:
         """Whether the platform uses the word at all (itself, as a prefix, or its compound parts)."""
-        if word.stem in self._df or len(word.parts) >= 2:
+        if word.stem in self._known_terms or len(word.parts) >= 2:
             return True
         return len(word.stem) >= 5 and any(t.startswith(word.stem) for t in self._vocabulary)
 

@@ -1,0 +1,428 @@
+"""Pure helpers of the web app: escaping, markers, streaming, context, exports, error messages."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Sequence
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from assistant import ui_support as ui
+from assistant.answering import REFUSAL
+from assistant.core import Assistant
+from assistant.errors import (
+    AssistantError,
+    ConfigError,
+    CorpusError,
+    IndexCorruptError,
+    IndexMissingError,
+    IndexStaleError,
+    InvalidQuestionError,
+    ModelUnavailableError,
+)
+from assistant.types import Answer, Chunk, Citation, Hit, Unit
+from tests.conftest import FakeSettings
+
+FASTLEGE_1 = "helse-og-eldre/fastlegeordningen/1"
+
+
+def _unescape(markdown: str) -> str:
+    """What a reader sees of escaped text (backslash escapes and entities resolved)."""
+    text = markdown.replace(ui.WORD_JOINER, "")
+    text = re.sub(r"\\(.)", r"\1", text)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _chunk(unit_id: str, *, kind: str = "pledge", text: str = "gjøre noe.", subheading: str | None = None) -> Chunk:
+    return Chunk(
+        id=unit_id,
+        unit_id=unit_id,
+        kind=kind,  # type: ignore[arg-type]
+        text=text,
+        retrieval_text=text,
+        chapter="Helse og eldre",
+        section="Fastlegeordningen",
+        subheading=subheading,
+        doc_id="leangen-erklaeringen",
+        number=1,
+        n_tokens=3,
+    )
+
+
+def _unit(unit_id: str, chapter: str, section: str, text: str = "gjøre noe.", subheading: str | None = None) -> Unit:
+    return Unit(
+        id=unit_id,
+        kind="pledge",
+        text=text,
+        doc_id="leangen-erklaeringen",
+        chapter=chapter,
+        section=section,
+        subheading=subheading,
+        number=1,
+    )
+
+
+def _answer(text: str, citations: Sequence[Chunk] = (), *, refused: bool = False) -> Answer:
+    return Answer(
+        question="q",
+        text=text,
+        refused=refused,
+        citations=tuple(Citation(n, c, c.text) for n, c in enumerate(citations, start=1)),
+        retrieved=(),
+        backend="extractive",
+        timings_ms={"retrieve": 21.4, "answer": 0.61, "total": 22.0},
+    )
+
+
+TITLES = {"leangen-erklaeringen": "Leangen-erklæringen"}
+
+# --- escaping ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "escaped_form"),
+    [
+        ("<b>x</b>", "&lt;b&gt;x&lt;/b&gt;"),
+        ("**x**", "\\*\\*x\\*\\*"),
+        ("_x_", "\\_x\\_"),
+        ("[lenke](http://a)", "\\[lenke\\]\\(http"),
+        ("`kode`", "\\`kode\\`"),
+        ("$x^2$", "\\$x\\^2\\$"),
+        (":red[rød]", "\\:\u2060red\\[rød\\]"),
+        (":material/home:", "\\:\u2060material/home\\:"),
+        ("# Overskrift", "\\# Overskrift"),
+        ("<script>alert(1)</script>", "&lt;script&gt;alert\\(1\\)&lt;/script&gt;"),
+    ],
+)
+def test_escape_markdown_neutralises_markup(raw: str, escaped_form: str) -> None:
+    escaped = ui.escape_markdown(raw)
+    assert escaped == escaped_form
+    assert "<" not in escaped
+    assert _unescape(escaped) == raw
+
+
+def test_escape_markdown_keeps_plain_norwegian_text() -> None:
+    text = "Byrådet vil satse på æøå og «sitater» – 2000 kroner"
+    assert ui.escape_markdown(text) == text
+
+
+def test_escape_markdown_keeps_line_breaks_as_hard_breaks() -> None:
+    assert ui.escape_markdown("a\nb") == "a  \nb"
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n\u2028\u2029\x85\x0b\x0c\x1c\x1d\x1e")))
+def test_escape_markdown_is_lossless_and_leaves_no_raw_html(text: str) -> None:
+    escaped = ui.escape_markdown(text)
+    assert _unescape(escaped) == text
+    assert "<" not in escaped and ">" not in escaped
+    # Every special character is preceded by a backslash.
+    assert not re.search(r"(?<!\\)(?:\\\\)*[*_`\[\]]", escaped.replace("\\\\", ""))
+
+
+# --- answers -------------------------------------------------------------------------------------
+
+
+def test_markers_become_numbered_badges() -> None:
+    assert ui.marker_badge(3) == ":blue-badge[3]"
+    markdown = ui.answer_markdown("Byrådet vil gjøre *dette* [1]. Byrådet vil også gjøre det [12].")
+    assert ":blue-badge[1]" in markdown and ":blue-badge[12]" in markdown
+    assert "[1]" not in markdown.replace(":blue-badge[1]", "")
+    assert "\\*dette\\*" in markdown
+
+
+def test_grouped_answers_keep_their_bold_chapters_and_bullets() -> None:
+    text = "Leangen-erklæringen har 5 punkter om dette. Byrådet vil:\n\n**Helse og eldre**\n- gjøre A [1].\n- gjøre B [2]."
+    lines = ui.answer_markdown(text).split("\n")
+    assert lines[2] == "**Helse og eldre**"
+    assert lines[3].startswith("- gjøre A :blue-badge[1]")
+    assert lines[4].startswith("- gjøre B :blue-badge[2]")
+
+
+def test_refusal_text_is_escaped_but_readable() -> None:
+    assert _unescape(ui.escape_markdown(REFUSAL)) == REFUSAL
+
+
+def test_stream_pieces_join_back_and_keep_markup_whole() -> None:
+    markdown = ui.answer_markdown("Leangen-erklæringen har 2 punkter:\n\n**Kultur, idrett og friluftsliv**\n- A [1].\n- B [2].")
+    pieces = ui.stream_pieces(markdown)
+    assert "".join(pieces) == markdown
+    assert len(pieces) > 5
+    assert any(p.startswith("**Kultur, idrett og friluftsliv**") for p in pieces)
+    assert any(p.startswith(":blue-badge[1]") for p in pieces)
+
+
+@given(st.text())
+def test_stream_pieces_always_join_back(text: str) -> None:
+    assert "".join(ui.stream_pieces(text)) == text
+
+
+def test_stream_delay_is_brisk_and_bounded() -> None:
+    assert ui.stream_delay(0) == 0.0
+    assert ui.stream_delay(10) == pytest.approx(0.015)
+    assert ui.stream_delay(10_000) * 10_000 <= 0.8 + 1e-9
+
+
+def test_typewriter_yields_every_piece_in_order() -> None:
+    assert list(ui.typewriter(["a ", "b ", "c"], 0.0)) == ["a ", "b ", "c"]
+
+
+@pytest.mark.parametrize(("ms", "shown"), [(0.61, "0,6 ms"), (9.94, "9,9 ms"), (21.4, "21 ms"), (1234.5, "1234 ms")])
+def test_format_ms_is_norwegian(ms: float, shown: str) -> None:
+    assert ui.format_ms(ms) == shown
+
+
+def test_transparency_caption_names_document_version_backend_and_timings() -> None:
+    caption = _unescape(ui.transparency_caption(_answer("x"), "Leangen-erklæringen", "260b506392896b53"))
+    assert caption == "Leangen-erklæringen · versjon 260b5063 · metode: extractive · søk 21 ms · svar 0,6 ms"
+
+
+# --- citations -----------------------------------------------------------------------------------
+
+
+def test_citation_string_and_heading_path() -> None:
+    chunk = _chunk(FASTLEGE_1)
+    assert ui.heading_path(chunk) == "Helse og eldre › Fastlegeordningen"
+    assert ui.citation_string("Leangen-erklæringen", chunk) == "Leangen-erklæringen, Helse og eldre › Fastlegeordningen"
+    with_sub = _chunk("x/y/z/1", subheading="Legevakt")
+    assert ui.heading_path(with_sub) == "Helse og eldre › Fastlegeordningen › Legevakt"
+
+
+def test_source_label_has_the_marker_place_and_opening_words() -> None:
+    chunk = _chunk(FASTLEGE_1, text="vurdere forsøk med tverrfaglige fastlegekontor " * 5)
+    label = ui.source_label(1, chunk)
+    assert label.startswith(":blue-badge[1] **Helse og eldre › Fastlegeordningen**")
+    assert "vurdere forsøk" in label and label.endswith("…")
+    assert not ui.source_label(None, chunk).startswith(":blue-badge")
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "expected"),
+    [("kort tekst", 90, "kort tekst"), ("en to tre fire fem", 12, "en to tre …"), ("a,  b\n c", 90, "a, b c")],
+)
+def test_shorten(text: str, limit: int, expected: str) -> None:
+    assert ui.shorten(text, limit) == expected
+
+
+def test_citation_ids_of_an_answer() -> None:
+    answer = _answer("x", [_chunk("a/1"), _chunk("a/2")])
+    assert ui.citation_ids(answer) == ["a/1", "a/2"]
+
+
+# --- context -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def context(fake_assistant: Assistant) -> ui.ContextIndex:
+    return ui.ContextIndex(fake_assistant.corpus.documents)
+
+
+def test_context_window_shows_the_neighbours_in_the_same_section(context: ui.ContextIndex) -> None:
+    window = context.window(FASTLEGE_1)
+    assert window is not None
+    assert window.unit.id == FASTLEGE_1
+    assert {u.section for u in window.units} == {"Fastlegeordningen"}
+    assert len(window.units) > 1
+    assert window.units[window.target].id == FASTLEGE_1
+    assert window.hidden_before + window.hidden_after + len(window.units) == 4  # 2 passages + 2 pledges
+
+
+def test_context_window_is_cut_to_the_radius_and_counts_the_rest(fake_assistant: Assistant) -> None:
+    context = ui.ContextIndex(fake_assistant.corpus.documents)
+    section = next(s for c in fake_assistant.corpus.documents[0].chapters for s in c.sections if len(s.units) > 20)
+    group = [u for u in section.units if u.subheading == section.units[10].subheading]
+    middle = group[len(group) // 2]
+    window = context.window(middle.id, radius=2)
+    assert window is not None
+    assert len(window.units) == 5 and window.target == 2
+    assert {u.subheading for u in window.units} == {middle.subheading}
+    assert window.hidden_before + window.hidden_after == len(group) - 5
+    assert context.window(group[0].id, radius=2).target == 0  # type: ignore[union-attr]
+    assert context.window("no/such/id") is None
+    assert middle.id in context and "no/such/id" not in context
+
+
+def test_context_markdown_marks_only_the_cited_pledge(context: ui.ContextIndex) -> None:
+    window = context.window(FASTLEGE_1)
+    assert window is not None
+    markdown = ui.context_markdown(window)
+    highlighted = [line for line in markdown.splitlines() if "orange-background" in line]
+    assert len(highlighted) == 1
+    assert "sitert" in highlighted[0]
+    assert "tverrfaglige fastlegekontor" in _unescape(highlighted[0])
+    assert markdown.startswith("*Helse og eldre › Fastlegeordningen* — Byrådet vil:")
+
+
+# --- conversation ----------------------------------------------------------------------------------
+
+
+class RecordingAssistant:
+    def __init__(self) -> None:
+        self.questions: list[str] = []
+
+    def ask(self, question: str) -> Answer:
+        self.questions.append(question)
+        return _answer(f"svar på {question}")
+
+
+def test_history_pairs_keep_answered_turns_in_order() -> None:
+    turns = [
+        ui.Turn("første", answer=_answer("svar 1")),
+        ui.Turn("", message="Spørsmålet er tomt.", invalid=True),
+        ui.Turn("andre", answer=_answer("svar 2")),
+    ]
+    assert ui.history_pairs(turns) == [("første", "svar 1"), ("andre", "svar 2")]
+
+
+def test_ask_with_history_answers_the_last_question() -> None:
+    assistant = RecordingAssistant()
+    answer = ui.ask_with_history(assistant, "og for eldre?", [("Hva med fastleger?", "Byrådet vil …")])
+    assert assistant.questions == ["og for eldre?"]
+    assert answer.text == "svar på og for eldre?"
+
+
+def test_turns_get_distinct_ids() -> None:
+    assert ui.Turn("a").id != ui.Turn("a").id
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (CorpusError("x"), "korpuset"),
+        (IndexMissingError("x"), "mangler"),
+        (IndexStaleError("x"), "utdatert"),
+        (IndexCorruptError("x"), "skadet"),
+        (ModelUnavailableError("x"), "Språkmodellen"),
+        (ConfigError("Unknown backend 'x'."), "Innstillingene"),
+        (AssistantError("x"), "Noe gikk galt"),
+        (RuntimeError("boom"), "Noe gikk galt"),
+    ],
+)
+def test_errors_become_one_norwegian_sentence(error: BaseException, expected: str) -> None:
+    message = ui.user_message(error)
+    assert expected in message
+    assert "Traceback" not in message and "x" != message
+    assert message.count(". ") == 0  # one sentence
+
+
+def test_invalid_question_messages_pass_through() -> None:
+    message = "Spørsmålet er tomt. Skriv et spørsmål om Leangen-erklæringen."
+    assert ui.user_message(InvalidQuestionError(message)) == message
+
+
+# --- the pledge browser ------------------------------------------------------------------------------
+
+PLEDGES = (
+    _unit("a/s1/1", "A", "S1", "sykkelveier langs Byåsveien."),
+    _unit("a/s1/2", "A", "S1", "flere benker."),
+    _unit("a/s2/1", "A", "S2", "trygg skolevei.", subheading="Skole"),
+    _unit("b/s3/1", "B", "S3", "billigere buss."),
+)
+
+
+def test_chapters_and_sections_keep_document_order() -> None:
+    assert ui.chapters_and_sections(PLEDGES) == {"A": ["S1", "S2"], "B": ["S3"]}
+
+
+@pytest.mark.parametrize(
+    ("chapter", "section", "expected"),
+    [
+        (None, None, ["a/s1/1", "a/s1/2", "a/s2/1", "b/s3/1"]),
+        (ui.ALL, ui.ALL, ["a/s1/1", "a/s1/2", "a/s2/1", "b/s3/1"]),
+        ("A", ui.ALL, ["a/s1/1", "a/s1/2", "a/s2/1"]),
+        ("A", "S2", ["a/s2/1"]),
+        (ui.ALL, "S3", ["b/s3/1"]),
+        ("B", "S1", []),
+    ],
+)
+def test_filter_by_chapter_and_section(chapter: str | None, section: str | None, expected: list[str]) -> None:
+    assert [u.id for u in ui.filter_pledges(PLEDGES, chapter, section)] == expected
+
+
+def test_filter_keeps_the_search_order_and_drops_unknown_ids() -> None:
+    ranked = ["b/s3/1", "passage/p1", "a/s1/2", "a/s1/1"]
+    assert [u.id for u in ui.filter_pledges(PLEDGES, None, None, ranked)] == ["b/s3/1", "a/s1/2", "a/s1/1"]
+    assert [u.id for u in ui.filter_pledges(PLEDGES, "A", None, ranked)] == ["a/s1/2", "a/s1/1"]
+    assert ui.filter_pledges(PLEDGES, None, None, []) == []
+
+
+def _hit(unit_id: str, score: float, bm25: float, kind: str = "pledge") -> Hit:
+    return Hit(chunk=_chunk(unit_id, kind=kind), score=score, dense_score=score, bm25_score=bm25)
+
+
+def test_search_ranking_keeps_pledges_that_contain_a_query_word() -> None:
+    hits = [_hit("p/1", 0.9, 0.0), _hit("x/p1", 0.8, 3.0, kind="passage"), _hit("p/2", 0.7, 2.0), _hit("p/3", 0.6, 1.0)]
+    assert ui.search_ranking(hits) == (["p/2", "p/3"], True)
+
+
+def test_search_ranking_falls_back_to_the_nearest_pledges() -> None:
+    hits = [_hit(f"p/{i}", 1.0 - i / 100, 0.0) for i in range(30)] + [_hit("x/p1", 0.5, 0.0, kind="passage")]
+    ids, lexical = ui.search_ranking(hits)
+    assert not lexical
+    assert ids == [f"p/{i}" for i in range(ui.SEARCH_FALLBACK)]
+
+
+def test_search_ranking_over_the_real_index(fake_assistant: Assistant) -> None:
+    hits = fake_assistant.search("fastlege", len(fake_assistant.index.chunks))
+    ids, lexical = ui.search_ranking(hits)
+    assert lexical
+    assert set(ids) >= {FASTLEGE_1}
+    assert all(i in {u.id for u in fake_assistant.corpus.pledges} for i in ids)
+
+
+def test_pages() -> None:
+    assert ui.page_count(0, 20) == 1
+    assert ui.page_count(20, 20) == 1
+    assert ui.page_count(21, 20) == 2
+    assert [u.id for u in ui.page_slice(PLEDGES, 2, 3)] == ["b/s3/1"]
+    assert [u.id for u in ui.page_slice(PLEDGES, 99, 3)] == ["b/s3/1"]
+    assert [u.id for u in ui.page_slice(PLEDGES, 0, 3)] == ["a/s1/1", "a/s1/2", "a/s2/1"]
+
+
+def test_csv_export_of_a_selection() -> None:
+    data = ui.pledges_csv(PLEDGES[:3], TITLES)
+    assert data.startswith(b"\xef\xbb\xbf")  # BOM: spreadsheets read æøå right
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+    assert tuple(rows[0]) == ui.CSV_FIELDS
+    assert rows[1] == ["a/s1/1", "A", "S1", "", "sykkelveier langs Byåsveien.", "Leangen-erklæringen, A › S1"]
+    assert rows[3][3] == "Skole" and rows[3][5] == "Leangen-erklæringen, A › S2 › Skole"
+    assert len(rows) == 4
+
+
+def test_markdown_export_groups_by_heading() -> None:
+    markdown = ui.pledges_markdown(PLEDGES, TITLES, "Utvalg: kapittel «A».")
+    assert markdown.startswith("# Leangen-erklæringen: 4 løfter\n\nUtvalg: kapittel «A».\n")
+    assert markdown.count("## A › S1") == 1
+    assert "## A › S2 › Skole" in markdown and "## B › S3" in markdown
+    assert "- sykkelveier langs Byåsveien. (`a/s1/1`)" in markdown
+    assert markdown.count("Byrådet vil:") == 3
+    assert ui.pledges_markdown([], TITLES).startswith("# Leangen-erklæringen: 0 løfter")
+
+
+def test_selection_description() -> None:
+    assert ui.selection_description(ui.ALL, ui.ALL, " ") == "Alle løfter."
+    assert ui.selection_description("A", "S1", "sykkel") == "Utvalg: kapittel «A», seksjon «S1», søk «sykkel»."
+
+
+def test_export_filenames() -> None:
+    assert ui.export_filename("csv") == "leangen-erklaeringen-lofter.csv"
+
+
+# --- loading ---------------------------------------------------------------------------------------
+
+
+def test_load_resources_warms_up_and_counts_loads(fake_settings: FakeSettings, capsys: pytest.CaptureFixture[str]) -> None:
+    before = ui.assistant_loads()
+    resources = ui.load_resources(fake_settings())
+    assert ui.assistant_loads() == before + 1
+    assert resources.title == "Leangen-erklæringen"
+    assert resources.titles == TITLES
+    assert len(resources.corpus_version) == 8
+    assert resources.corpus_version == resources.assistant.corpus.sha256[:8]
+    assert len(resources.pledges) == 285
+    assert resources.n_chunks == len(resources.assistant.index.chunks)
+    assert FASTLEGE_1 in resources.context
+    assert f"load #{before + 1}" in capsys.readouterr().err
