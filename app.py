@@ -132,13 +132,16 @@ def answer_question(res: ui.Resources, question: str) -> ui.Turn:
     return turn
 
 
-def render_source(res: ui.Resources, n: int | None, chunk: ui.Located, unit_id: str) -> None:
-    with st.expander(ui.source_label(n, chunk)):
+def render_source(res: ui.Resources, n: int | None, chunk: ui.Located, unit_id: str, text: str | None = None) -> None:
+    """A cited (numbered) or related pledge; opening it shows the pledge among its neighbours."""
+    unit = res.context.unit(unit_id)
+    verbatim = text if text is not None else (unit.text if unit is not None else chunk.text)
+    with st.expander(ui.source_label(n, chunk, verbatim)):
         window = res.context.window(unit_id)
         if window is not None:
             st.markdown(ui.context_markdown(window))
         else:
-            st.markdown(ui.escape_markdown(chunk.text))
+            st.markdown(ui.escape_markdown(verbatim))
         title = res.titles.get(chunk.doc_id, res.title)
         st.caption(f"ID: `{unit_id}` · {ui.escape_markdown(ui.citation_string(title, chunk))}")
 
@@ -188,7 +191,7 @@ def render_turn(turn: ui.Turn, res: ui.Resources, *, stream: bool = False) -> No
             with st.container(key=f"sources-{turn.id}"):
                 st.markdown(f"**{ui.SOURCES_HEADING}**")
                 for citation in answer.citations:
-                    render_source(res, citation.n, citation.chunk, citation.chunk.unit_id)
+                    render_source(res, citation.n, citation.chunk, citation.chunk.unit_id, citation.text)
         st.caption(ui.transparency_caption(answer, res.title, res.corpus_version))
         render_feedback(turn, res)
 

@@ -208,10 +208,13 @@ def shorten(text: str, limit: int = 90) -> str:
     return cut + " …"
 
 
-def source_label(n: int | None, item: Located) -> str:
-    """Expander label of a cited (numbered) or related (unnumbered) pledge: badge, place, opening words."""
+def source_label(n: int | None, item: Located, text: str | None = None) -> str:
+    """Expander label of a cited (numbered) or related (unnumbered) pledge: badge, place, opening words.
+
+    `text` is the whole verbatim unit when known (a long passage is indexed in pieces).
+    """
     place = f"**{escape_markdown(heading_path(item))}**"
-    quote = escape_markdown(shorten(item.text, 110))
+    quote = escape_markdown(shorten(text if text is not None else item.text, 110))
     label = f"{place} — {quote}"
     return f"{marker_badge(n)} {label}" if n is not None else label
 
@@ -253,6 +256,10 @@ class ContextIndex:
 
     def __contains__(self, unit_id: object) -> bool:
         return unit_id in self._groups
+
+    def unit(self, unit_id: str) -> Unit | None:
+        found = self._groups.get(unit_id)
+        return found[0][found[1]] if found is not None else None
 
     def window(self, unit_id: str, radius: int = CONTEXT_RADIUS) -> ContextWindow | None:
         """The unit with up to `radius` neighbours each side, or None for an unknown id."""

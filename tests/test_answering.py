@@ -257,9 +257,21 @@ def test_select_topic_all_pledges_about_sykkel(chunks: list[Chunk], terms: TermI
         assert phrase in texts
 
 
-def test_select_topic_needs_summary_intent(chunks: list[Chunk], terms: TermIndex) -> None:
-    question = "Hva vil byrådet gjøre for sykkel?"
+def test_select_topic_with_several_words_needs_summary_intent(chunks: list[Chunk], terms: TermIndex) -> None:
+    question = "Hva vil byrådet gjøre for sykkel og parkering?"
     assert not has_summary_intent(question)
+    assert select_topic(question, terms.query_words(question), chunks, terms) is None
+
+
+def test_select_topic_takes_a_one_word_topic_named_by_several_pledges(chunks: list[Chunk], terms: TermIndex) -> None:
+    question = "Hva vil byrådet gjøre for studenter?"
+    positions = select_topic(question, terms.query_words(question), chunks, terms)
+    assert positions is not None and len(positions) >= 4
+    assert all("student" in chunks[i].text.lower() for i in positions)
+
+
+def test_select_topic_leaves_a_one_word_topic_with_one_pledge_to_ranking(chunks: list[Chunk], terms: TermIndex) -> None:
+    question = "Hva med Brundalsforbindelsen?"
     assert select_topic(question, terms.query_words(question), chunks, terms) is None
 
 

@@ -207,9 +207,7 @@ def test_export_feedback_to_a_stream_and_to_a_file(store: FeedbackStore, tmp_pat
     assert target.read_text(encoding="utf-8") == stream.getvalue()
 
 
-def test_export_feedback_uses_the_environment_path(
-    store: FeedbackStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_export_feedback_uses_the_environment_path(store: FeedbackStore, monkeypatch: pytest.MonkeyPatch) -> None:
     _add(store)
     monkeypatch.setenv(FEEDBACK_DB_ENV, str(store.path))
     out = io.StringIO()
@@ -252,7 +250,9 @@ def test_many_threads_writing_at_once_lose_nothing(tmp_path: Path) -> None:
         thread.join(timeout=60)
     assert not errors
     records = store.all()
-    assert sorted(r.question for r in records) == sorted(f"t{w}-{i}" for w in range(n_threads) for i in range(per_thread))
+    assert sorted(r.question for r in records) == sorted(
+        f"t{w}-{i}" for w in range(n_threads) for i in range(per_thread)
+    )
     assert sum(1 for r in records if r.comment) == n_threads * 5
 
 

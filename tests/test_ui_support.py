@@ -89,7 +89,7 @@ TITLES = {"leangen-erklaeringen": "Leangen-erklæringen"}
         ("<b>x</b>", "&lt;b&gt;x&lt;/b&gt;"),
         ("**x**", "\\*\\*x\\*\\*"),
         ("_x_", "\\_x\\_"),
-        ("[lenke](http://a)", "\\[lenke\\]\\(http"),
+        ("[lenke](http://a)", "\\[lenke\\]\\(http\\://a\\)"),
         ("`kode`", "\\`kode\\`"),
         ("$x^2$", "\\$x\\^2\\$"),
         (":red[rød]", "\\:\u2060red\\[rød\\]"),
@@ -114,7 +114,13 @@ def test_escape_markdown_keeps_line_breaks_as_hard_breaks() -> None:
     assert ui.escape_markdown("a\nb") == "a  \nb"
 
 
-@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n\u2028\u2029\x85\x0b\x0c\x1c\x1d\x1e")))
+@given(
+    st.text(
+        alphabet=st.characters(
+            blacklist_categories=("Cs",), blacklist_characters="\r\n\u2028\u2029\x85\x0b\x0c\x1c\x1d\x1e"
+        )
+    )
+)
 def test_escape_markdown_is_lossless_and_leaves_no_raw_html(text: str) -> None:
     escaped = ui.escape_markdown(text)
     assert _unescape(escaped) == text
@@ -135,7 +141,9 @@ def test_markers_become_numbered_badges() -> None:
 
 
 def test_grouped_answers_keep_their_bold_chapters_and_bullets() -> None:
-    text = "Leangen-erklæringen har 5 punkter om dette. Byrådet vil:\n\n**Helse og eldre**\n- gjøre A [1].\n- gjøre B [2]."
+    text = (
+        "Leangen-erklæringen har 5 punkter om dette. Byrådet vil:\n\n**Helse og eldre**\n- gjøre A [1].\n- gjøre B [2]."
+    )
     lines = ui.answer_markdown(text).split("\n")
     assert lines[2] == "**Helse og eldre**"
     assert lines[3].startswith("- gjøre A :blue-badge[1]")
@@ -147,7 +155,9 @@ def test_refusal_text_is_escaped_but_readable() -> None:
 
 
 def test_stream_pieces_join_back_and_keep_markup_whole() -> None:
-    markdown = ui.answer_markdown("Leangen-erklæringen har 2 punkter:\n\n**Kultur, idrett og friluftsliv**\n- A [1].\n- B [2].")
+    markdown = ui.answer_markdown(
+        "Leangen-erklæringen har 2 punkter:\n\n**Kultur, idrett og friluftsliv**\n- A [1].\n- B [2]."
+    )
     pieces = ui.stream_pieces(markdown)
     assert "".join(pieces) == markdown
     assert len(pieces) > 5
@@ -414,7 +424,9 @@ def test_export_filenames() -> None:
 # --- loading ---------------------------------------------------------------------------------------
 
 
-def test_load_resources_warms_up_and_counts_loads(fake_settings: FakeSettings, capsys: pytest.CaptureFixture[str]) -> None:
+def test_load_resources_warms_up_and_counts_loads(
+    fake_settings: FakeSettings, capsys: pytest.CaptureFixture[str]
+) -> None:
     before = ui.assistant_loads()
     resources = ui.load_resources(fake_settings())
     assert ui.assistant_loads() == before + 1
