@@ -205,9 +205,7 @@ def render_welcome() -> None:
     st.caption("Prøv et eksempel:")
     columns = st.columns(2)
     for i, question in enumerate(ui.EXAMPLE_QUESTIONS):
-        columns[i % 2].button(
-            question, key=f"example-{i}", on_click=on_example, args=(question,), width="stretch"
-        )
+        columns[i % 2].button(question, key=f"example-{i}", on_click=on_example, args=(question,), width="stretch")
 
 
 def chat_page(res: ui.Resources, prompt: str | None) -> None:
@@ -224,7 +222,9 @@ def chat_page(res: ui.Resources, prompt: str | None) -> None:
         render_turn(new_turn, res, stream=True)
     if turns:
         with top:
-            st.button(ui.NEW_CHAT_LABEL, key="new-chat", on_click=on_new_chat, icon=":material/refresh:", type="tertiary")
+            st.button(
+                ui.NEW_CHAT_LABEL, key="new-chat", on_click=on_new_chat, icon=":material/refresh:", type="tertiary"
+            )
 
 
 # --- the pledge browser -------------------------------------------------------------------------

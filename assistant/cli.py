@@ -53,6 +53,7 @@ def answer_to_json(answer: Answer, question_id: Any) -> dict[str, Any]:
         "related": [{"id": c.unit_id, "text": c.text} for c in answer.related],
         "backend": answer.backend,
         "timings_ms": answer.timings_ms,
+        "note": answer.note,
         "error": None,
     }
 
@@ -68,6 +69,7 @@ def error_json(question_id: Any, question: Any, code: str, message: str, backend
         "related": [],
         "backend": backend,
         "timings_ms": {},
+        "note": None,
         "error": {"code": code, "message": message},
     }
 
@@ -113,6 +115,8 @@ def run_jsonl(assistant: Assistant, lines: Iterable[str], out: TextIO) -> int:
 
 
 def print_answer(answer: Answer, out: TextIO) -> None:
+    if answer.note:
+        out.write(f"({answer.note})\n\n")
     out.write(answer.text + "\n")
     if answer.citations:
         out.write("\nKilder:\n")

@@ -6,27 +6,42 @@ assistant is safe to share between threads.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+from langchain_core.language_models import BaseChatModel
+from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import Runnable, RunnableLambda
 
 from assistant.answering import Selection, clean_question, compose, select
 from assistant.corpus import Corpus, load_corpus
 from assistant.embeddings import VectorEmbedder, make_embedder
-from assistant.errors import ConfigError, IndexCorruptError, IndexMissingError, IndexStaleError
+from assistant.errors import IndexCorruptError, IndexMissingError, IndexStaleError
+from assistant.generation import (
+    ANSWER_PROMPT,
+    CONDENSE_PROMPT,
+    FALLBACK_MODEL_FAILED,
+    FALLBACK_NO_CITATIONS,
+    check_generated,
+    format_history,
+    format_sources,
+    heuristic_standalone,
+)
 from assistant.index import SearchIndex, build_index, load_index
+from assistant.llms import GENERATIVE_BACKENDS, LLM_ERRORS, check_backend, make_chat_model
 from assistant.relevance import Calibration, TermIndex
 from assistant.retrieval import HybridSearcher, PlatformRetriever, Scored, ranking
 from assistant.settings import Settings
-from assistant.types import Answer, Hit
+from assistant.types import Answer, Chunk, Citation, Hit
 
 Progress = Callable[[str], None]
-BACKENDS = ("extractive",)
+History = Sequence[tuple[str, str]]
+logger = logging.getLogger("assistant")
 
 
 @dataclass(frozen=True)
@@ -38,10 +53,24 @@ class Retrieved:
     retrieve_ms: float
 
 
+@dataclass(frozen=True)
+class Prepared:
+    text: str  # the question as asked (cleaned)
+    standalone: str  # what is searched: a follow-up rewritten with the conversation
+
+
+def _reason(exc: BaseException) -> str:
+    """A short, loggable reason for a failed model call (no secrets: messages carry no keys)."""
+    message = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
 class Assistant:
-    def __init__(self, settings: Settings, progress: Progress | None = None) -> None:
-        if settings.backend not in BACKENDS:
-            raise ConfigError(f"Unknown backend '{settings.backend}'. Valid backends: {', '.join(BACKENDS)}.")
+    def __init__(
+        self, settings: Settings, progress: Progress | None = None, chat_model: BaseChatModel | None = None
+    ) -> None:
+        if chat_model is None:
+            check_backend(settings)
         self.settings = settings
         self._progress = progress
         self._lock = threading.Lock()
@@ -54,9 +83,14 @@ class Assistant:
         self._calibration = Calibration.load()
         if settings.refusal_threshold is not None:
             self._calibration = replace(self._calibration, threshold=settings.refusal_threshold)
-        self.chain: Runnable[dict[str, Any], Answer] = (
-            RunnableLambda(self._validate) | RunnableLambda(self.retrieve) | RunnableLambda(self._answer)
-        )
+        # A chat model can be injected (tests, notebooks); otherwise the settings choose one.
+        self._chat_model: BaseChatModel | None = chat_model
+        # The LCEL chain: validate -> condense a follow-up -> hybrid retrieval; then either the
+        # extractive composer (self.chain) or the model with the citation guard (self._generate).
+        self.prepare: Runnable[dict[str, Any], tuple[Prepared, Retrieved]] = RunnableLambda(
+            self._validate
+        ) | RunnableLambda(lambda q: (q, self.retrieve(q.standalone)))
+        self.chain: Runnable[dict[str, Any], Answer] = self.prepare | RunnableLambda(self._answer)
 
     # --- lazily loaded resources -------------------------------------------------------------
 
@@ -104,6 +138,14 @@ class Assistant:
             assert self._searcher is not None and self._terms is not None
             return self._searcher, self._terms
 
+    def derive(self, *, backend: str, chat_model: BaseChatModel | None = None) -> Assistant:
+        """Another assistant with another backend on this one's loaded corpus, model and index."""
+        other = Assistant(self.settings.model_copy(update={"backend": backend}), self._progress, chat_model)
+        other._corpus = self.corpus
+        other._embedder = self.embedder
+        other._install(self.index)
+        return other
+
     @property
     def index(self) -> SearchIndex:
         searcher, _ = self._ensure_index()
@@ -120,8 +162,9 @@ class Assistant:
 
     # --- the chain ---------------------------------------------------------------------------
 
-    def _validate(self, inputs: dict[str, Any]) -> str:
-        return clean_question(str(inputs.get("question", "")), self.settings.max_question_chars)
+    def _validate(self, inputs: dict[str, Any]) -> Prepared:
+        question = clean_question(str(inputs.get("question", "")), self.settings.max_question_chars)
+        return Prepared(question, self._condense(question, inputs.get("history") or ()))
 
     def retrieve(self, question: str) -> Retrieved:
         searcher, _ = self._ensure_index()
@@ -147,13 +190,14 @@ class Assistant:
             self._texts = {u.id: u.text for u in self.corpus.units}
         return self._texts
 
-    def _answer(self, retrieved: Retrieved) -> Answer:
+    def _answer(self, prepared: tuple[Prepared, Retrieved]) -> Answer:
+        question, retrieved = prepared
         started = time.perf_counter()
         selection = self.select(retrieved)
         text, citations = compose(selection, self._unit_texts())
         answer_ms = (time.perf_counter() - started) * 1000
         return Answer(
-            question=retrieved.question,
+            question=question.text,
             text=text,
             refused=selection.refused,
             citations=citations,
@@ -161,13 +205,114 @@ class Assistant:
             backend="extractive",
             timings_ms={"retrieve": round(retrieved.retrieve_ms, 2), "answer": round(answer_ms, 2)},
             related=selection.related,
+            standalone_question=question.standalone,
         )
 
-    def ask(self, question: str) -> Answer:
+    # --- generation ----------------------------------------------------------------------------
+
+    @property
+    def generative(self) -> bool:
+        return self.settings.backend in GENERATIVE_BACKENDS
+
+    def chat_model(self) -> BaseChatModel:
+        with self._lock:
+            if self._chat_model is None:
+                self._chat_model = make_chat_model(self.settings)
+            return self._chat_model
+
+    def _condense(self, question: str, history: History) -> str:
+        """A follow-up becomes a standalone question: by the model where there is one."""
+        if not history:
+            return question
+        if not self.generative:
+            return heuristic_standalone(question, history)
+        try:
+            rewritten = (CONDENSE_PROMPT | self.chat_model() | StrOutputParser()).invoke(
+                {"history": format_history(history), "question": question}
+            )
+        except LLM_ERRORS as exc:
+            logger.warning("condense failed, using the follow-up heuristic: %s", _reason(exc))
+            return heuristic_standalone(question, history)
+        rewritten = rewritten.strip().strip('«»"').strip()
+        return rewritten if 0 < len(rewritten) <= self.settings.max_question_chars else question
+
+    def _sources(self, retrieved: Retrieved, selection: Selection) -> list[Chunk]:
+        if selection.mode in ("section", "topic"):
+            return list(selection.cited)
+        sources: dict[str, Chunk] = {}
+        for hit in retrieved.hits:
+            sources.setdefault(hit.chunk.unit_id, hit.chunk)
+        return list(sources.values())[: self.settings.llm_max_sources]
+
+    def _fallback(self, prepared: tuple[Prepared, Retrieved], note: str, model_ms: float) -> Answer:
+        answer = self._answer(prepared)
+        answer.timings_ms["model"] = round(model_ms, 2)
+        return replace(answer, note=note)
+
+    def _generate(self, prepared: tuple[Prepared, Retrieved]) -> Iterator[str | Answer]:
+        question, retrieved = prepared
+        selection = self.select(retrieved)
+        sources = self._sources(retrieved, selection)
         started = time.perf_counter()
-        answer = self.chain.invoke({"question": question})
-        answer.timings_ms["total"] = round((time.perf_counter() - started) * 1000, 2)
-        return answer
+        pieces: list[str] = []
+        try:
+            chain = ANSWER_PROMPT | self.chat_model() | StrOutputParser()
+            for token in chain.stream({"sources": format_sources(sources), "question": question.text}):
+                pieces.append(token)
+                yield token
+        except LLM_ERRORS as exc:
+            reason = _reason(exc)
+            logger.warning("model call failed, extractive fallback: %s", reason)
+            yield self._fallback(
+                prepared, FALLBACK_MODEL_FAILED.format(reason=reason), (time.perf_counter() - started) * 1000
+            )
+            return
+        model_ms = (time.perf_counter() - started) * 1000
+        generated = check_generated("".join(pieces), sources)
+        if generated.guard.removed:
+            logger.warning(
+                "removed %d citation(s) outside the %d sources; dropped %d sentence(s)",
+                generated.guard.removed,
+                len(sources),
+                len(generated.guard.dropped_sentences),
+            )
+        if not generated.refused and not generated.cited:
+            logger.warning("generated answer had no valid citation, extractive fallback")
+            yield self._fallback(prepared, FALLBACK_NO_CITATIONS, model_ms)
+            return
+        texts = self._unit_texts()
+        yield Answer(
+            question=question.text,
+            text=generated.text,
+            refused=generated.refused,
+            citations=tuple(
+                Citation(n, chunk, texts.get(chunk.unit_id, chunk.text))
+                for n, chunk in enumerate(generated.cited, start=1)
+            ),
+            retrieved=retrieved.hits,
+            backend=self.settings.backend,
+            timings_ms={"retrieve": round(retrieved.retrieve_ms, 2), "model": round(model_ms, 2)},
+            related=tuple(sources[:3]) if generated.refused else (),
+            standalone_question=question.standalone,
+            removed_citations=generated.guard.removed,
+            uncited_sentences=generated.guard.uncited_sentences,
+        )
+
+    # --- entry points ----------------------------------------------------------------------------
+
+    def stream(self, question: str, history: History = ()) -> Iterator[str | Answer]:
+        """Text pieces as the model writes them (generative backends), then the checked Answer."""
+        started = time.perf_counter()
+        prepared = self.prepare.invoke({"question": question, "history": list(history)})
+        events: Iterable[str | Answer] = self._generate(prepared) if self.generative else [self._answer(prepared)]
+        for event in events:
+            if isinstance(event, Answer):
+                event.timings_ms["total"] = round((time.perf_counter() - started) * 1000, 2)
+            yield event
+
+    def ask(self, question: str, history: History = ()) -> Answer:
+        answers = [event for event in self.stream(question, history) if isinstance(event, Answer)]
+        return answers[-1]
 
     def search(self, query: str, k: int | None = None) -> list[Hit]:
         question = clean_question(query, self.settings.max_question_chars)

@@ -402,6 +402,19 @@ def _percentile(values: Sequence[float], q: float) -> float:
     return ordered[position]
 
 
+def _chain_overhead_ms(assistant: Assistant, items: Sequence[dict[str, Any]]) -> list[float]:
+    """Time of the generative chain minus the model's own time, with an instant scripted model."""
+    from assistant.fakes import ScriptedChatModel
+
+    model = ScriptedChatModel(replies=["Byrådet vil dette [1]."] * len(items))
+    generative = assistant.derive(backend="openai", chat_model=model)
+    overhead = []
+    for item in items:
+        answer = generative.ask(item["question"])
+        overhead.append(answer.timings_ms["total"] - answer.timings_ms.get("model", 0.0))
+    return overhead
+
+
 def bench(assistant: Assistant, questions: Path, *, out_dir: Path, rebuild: bool) -> int:
     rows: list[tuple[str, str]] = []
     if rebuild:
@@ -427,8 +440,13 @@ def bench(assistant: Assistant, questions: Path, *, out_dir: Path, rebuild: bool
         answer = assistant.ask(item["question"])
         retrieve_ms.append(answer.timings_ms["retrieve"])
         total_ms.append(answer.timings_ms["total"])
+    overhead = _chain_overhead_ms(assistant, items)
     rows += [
         ("questions", str(len(items))),
+        (
+            "generative chain overhead around the model, p50 / p95 (scripted model)",
+            f"{_percentile(overhead, 0.5):.1f} / {_percentile(overhead, 0.95):.1f} ms",
+        ),
         ("retrieval p50 / p95", f"{_percentile(retrieve_ms, 0.5):.1f} / {_percentile(retrieve_ms, 0.95):.1f} ms"),
         ("whole answer p50 / p95", f"{_percentile(total_ms, 0.5):.1f} / {_percentile(total_ms, 0.95):.1f} ms"),
         ("peak memory, answering process", f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"),

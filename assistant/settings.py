@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from assistant.errors import ConfigError
@@ -44,7 +44,18 @@ class Settings(BaseSettings):
         0.02, ge=0.0, le=1.0, description="Weight of the BM25 leg (scaled to [0, 1]) added to the cosine score."
     )
 
-    backend: str = Field("extractive", description="Answer backend: extractive.")
+    backend: str = Field("extractive", description="Answer backend: extractive (offline default), openai or llamacpp.")
+    openai_base_url: str | None = Field(
+        None, description="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1 (Ollama)."
+    )
+    openai_model: str | None = Field(None, description="Model name at that endpoint, e.g. gemma2:9b.")
+    openai_api_key: SecretStr | None = Field(None, description="API key; local servers accept any value.")
+    llamacpp_model_path: Path | None = Field(None, description="A local GGUF file (needs the llamacpp extra).")
+    llm_timeout_s: float = Field(60.0, gt=0, le=600, description="Seconds before a model call is given up.")
+    llm_max_retries: int = Field(1, ge=0, le=10, description="Retries of a failed model call.")
+    llm_temperature: float = Field(0.0, ge=0.0, le=2.0)
+    llm_max_tokens: int = Field(700, ge=50, le=8000, description="Longest generated answer, in tokens.")
+    llm_max_sources: int = Field(8, ge=1, le=40, description="Numbered sources given to the model.")
     refusal_threshold: float | None = Field(
         None, description="Override of the calibrated answerability threshold (assistant/calibration.json)."
     )

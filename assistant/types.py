@@ -137,3 +137,10 @@ class Answer:
     backend: str
     timings_ms: dict[str, float] = field(default_factory=dict)
     related: tuple[Chunk, ...] = ()
+    #: What was searched: a follow-up rewritten with the conversation.
+    standalone_question: str = ""
+    #: Why this answer is not what the configured backend would normally give (a fallback).
+    note: str | None = None
+    #: Citation guard figures for generated answers.
+    removed_citations: int = 0
+    uncited_sentences: tuple[str, ...] = ()

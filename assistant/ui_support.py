@@ -114,10 +114,8 @@ def answer_markdown(text: str) -> str:
         if bold:
             lines.append(f"**{escape_markdown(bold.group(1))}**")
             continue
-        prefix = ""
-        if line.startswith("- "):
-            prefix, line = "- ", line[2:]
-        lines.append(prefix + render_markers(escape_markdown(line)))
+        prefix, body = ("- ", line[2:]) if line.startswith("- ") else ("", line)
+        lines.append(prefix + render_markers(escape_markdown(body)))
     return "\n".join(lines)
 
 
@@ -280,6 +278,10 @@ def _context_line(unit: Unit, *, highlighted: bool) -> str:
     return f"- {text}"
 
 
+def _count_points(n: int) -> str:
+    return f"{n} punkt" if n == 1 else f"{n} punkter"
+
+
 def context_markdown(window: ContextWindow) -> str:
     """The neighbours as a list, the cited unit highlighted; «…» where more of the section follows."""
     head = f"*{escape_markdown(heading_path(window.unit))}*"
@@ -287,10 +289,10 @@ def context_markdown(window: ContextWindow) -> str:
         head += " — Byrådet vil:"
     lines = [head, ""]
     if window.hidden_before:
-        lines.append(f"- *… {window.hidden_before} til foran*")
+        lines.append(f"- *… {_count_points(window.hidden_before)} før*")
     lines.extend(_context_line(u, highlighted=i == window.target) for i, u in enumerate(window.units))
     if window.hidden_after:
-        lines.append(f"- *… {window.hidden_after} til etter*")
+        lines.append(f"- *… {_count_points(window.hidden_after)} etter*")
     return "\n".join(lines)
 
 

@@ -24,6 +24,7 @@ RESULT_FIELDS = {
     "related",
     "backend",
     "timings_ms",
+    "note",
     "error",
 }
 CITATION_FIELDS = {"n", "id", "text", "chapter", "section"}

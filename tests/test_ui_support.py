@@ -116,9 +116,7 @@ def test_escape_markdown_keeps_line_breaks_as_hard_breaks() -> None:
 
 @given(
     st.text(
-        alphabet=st.characters(
-            blacklist_categories=("Cs",), blacklist_characters="\r\n\u2028\u2029\x85\x0b\x0c\x1c\x1d\x1e"
-        )
+        alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\r\n\u2028\u2029\x85\x0b\x0c\x1c\x1d\x1e")
     )
 )
 def test_escape_markdown_is_lossless_and_leaves_no_raw_html(text: str) -> None:
@@ -255,6 +253,18 @@ def test_context_window_is_cut_to_the_radius_and_counts_the_rest(fake_assistant:
     assert middle.id in context and "no/such/id" not in context
 
 
+def test_context_index_finds_the_whole_unit(context: ui.ContextIndex) -> None:
+    unit = context.unit(FASTLEGE_1)
+    assert unit is not None and unit.id == FASTLEGE_1 and unit.kind == "pledge"
+    assert context.unit("no/such/id") is None
+
+
+def test_source_label_prefers_the_whole_verbatim_unit() -> None:
+    chunk = _chunk("x/p1", kind="passage", text="første bit")
+    assert "hele avsnittet" in ui.source_label(2, chunk, "hele avsnittet")
+    assert "første bit" in ui.source_label(2, chunk)
+
+
 def test_context_markdown_marks_only_the_cited_pledge(context: ui.ContextIndex) -> None:
     window = context.window(FASTLEGE_1)
     assert window is not None
@@ -264,6 +274,18 @@ def test_context_markdown_marks_only_the_cited_pledge(context: ui.ContextIndex) 
     assert "sitert" in highlighted[0]
     assert "tverrfaglige fastlegekontor" in _unescape(highlighted[0])
     assert markdown.startswith("*Helse og eldre › Fastlegeordningen* — Byrådet vil:")
+    assert "punkt" not in markdown  # the whole (short) section is shown
+
+
+def test_context_markdown_says_how_much_of_the_section_is_left_out(fake_assistant: Assistant) -> None:
+    context = ui.ContextIndex(fake_assistant.corpus.documents)
+    section = next(s for c in fake_assistant.corpus.documents[0].chapters for s in c.sections if len(s.units) > 20)
+    group = [u for u in section.units if u.subheading == section.units[10].subheading]
+    window = context.window(group[1].id, radius=0)
+    assert window is not None
+    lines = ui.context_markdown(window).splitlines()
+    assert lines[2] == "- *… 1 punkt før*"
+    assert lines[-1] == f"- *… {len(group) - 2} punkter etter*"
 
 
 # --- conversation ----------------------------------------------------------------------------------
@@ -314,7 +336,7 @@ def test_turns_get_distinct_ids() -> None:
 def test_errors_become_one_norwegian_sentence(error: BaseException, expected: str) -> None:
     message = ui.user_message(error)
     assert expected in message
-    assert "Traceback" not in message and "x" != message
+    assert "Traceback" not in message and message != "x"
     assert message.count(". ") == 0  # one sentence
 
 
