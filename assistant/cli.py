@@ -20,6 +20,7 @@ from assistant.errors import (
     InvalidQuestionError,
 )
 from assistant.index import load_index
+from assistant.logs import configure_logging
 from assistant.settings import PROJECT_ROOT, Settings, load_settings
 from assistant.types import Answer
 
@@ -97,7 +98,7 @@ def handle_jsonl_line(assistant: Assistant, line: str, number: int) -> dict[str,
     if not isinstance(question, str):
         return error_json(question_id, None, "missing_question", "Linjen mangler feltet «question» (tekst).", backend)
     try:
-        return answer_to_json(assistant.ask(question), question_id)
+        return answer_to_json(assistant.ask(question, question_id=str(question_id)), question_id)
     except InvalidQuestionError as exc:
         return error_json(question_id, _safe_text(question), exc.code, str(exc), backend)
 
@@ -134,6 +135,7 @@ def print_answer(answer: Answer, out: TextIO) -> None:
 
 def _cmd_ask(assistant: Assistant, args: argparse.Namespace) -> int:
     if args.jsonl:
+        assistant.warm_up()  # so the first line's timings are its own, not the model load
         if args.jsonl == "-":
             run_jsonl(assistant, sys.stdin, sys.stdout)
         else:
@@ -272,6 +274,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if backend:
             overrides["backend"] = backend
         settings: Settings = load_settings(**overrides)
+        # An interactive chat keeps the terminal for the conversation; logs still go to stderr
+        # for warnings (a failed model call, a rebuilt index).
+        configure_logging("WARNING" if args.command == "chat" else settings.log_level)
         assistant = Assistant(settings, progress=_progress)
         return int(args.func(assistant, args))
     except AssistantError as exc:

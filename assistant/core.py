@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -206,6 +207,12 @@ class Assistant:
             timings_ms={"retrieve": round(retrieved.retrieve_ms, 2), "answer": round(answer_ms, 2)},
             related=selection.related,
             standalone_question=question.standalone,
+            decision=selection.mode,
+            refusal_reason=(
+                f"answerability {selection.answerability:.2f} < threshold {self._calibration.threshold:.2f}"
+                if selection.refused
+                else None
+            ),
         )
 
     # --- generation ----------------------------------------------------------------------------
@@ -296,23 +303,43 @@ class Assistant:
             standalone_question=question.standalone,
             removed_citations=generated.guard.removed,
             uncited_sentences=generated.guard.uncited_sentences,
+            decision="refused" if generated.refused else "generated",
+            refusal_reason="the model found no answer in the sources" if generated.refused else None,
         )
 
     # --- entry points ----------------------------------------------------------------------------
 
-    def stream(self, question: str, history: History = ()) -> Iterator[str | Answer]:
+    def stream(self, question: str, history: History = (), *, question_id: str | None = None) -> Iterator[str | Answer]:
         """Text pieces as the model writes them (generative backends), then the checked Answer."""
         started = time.perf_counter()
+        question_id = question_id or uuid.uuid4().hex[:12]
         prepared = self.prepare.invoke({"question": question, "history": list(history)})
         events: Iterable[str | Answer] = self._generate(prepared) if self.generative else [self._answer(prepared)]
         for event in events:
             if isinstance(event, Answer):
                 event.timings_ms["total"] = round((time.perf_counter() - started) * 1000, 2)
+                self._log_answer(question_id, event)
             yield event
 
-    def ask(self, question: str, history: History = ()) -> Answer:
-        answers = [event for event in self.stream(question, history) if isinstance(event, Answer)]
+    def ask(self, question: str, history: History = (), *, question_id: str | None = None) -> Answer:
+        answers = [e for e in self.stream(question, history, question_id=question_id) if isinstance(e, Answer)]
         return answers[-1]
+
+    def _log_answer(self, question_id: str, answer: Answer) -> None:
+        fields: dict[str, Any] = {
+            "question_id": question_id,
+            "backend": answer.backend,
+            "decision": answer.decision,
+            "refused": answer.refused,
+            "refusal_reason": answer.refusal_reason,
+            "citations": [c.chunk.unit_id for c in answer.citations],
+            "timings_ms": answer.timings_ms,
+            "fallback": answer.note,
+            "removed_citations": answer.removed_citations,
+        }
+        if self.settings.log_questions:
+            fields["question"] = answer.question
+        logger.info("answered", extra=fields)
 
     def search(self, query: str, k: int | None = None) -> list[Hit]:
         question = clean_question(query, self.settings.max_question_chars)

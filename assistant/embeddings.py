@@ -72,6 +72,10 @@ class SentenceTransformerEmbedder(VectorEmbedder):
         with self._lock:
             if self._model is None:
                 from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as transformers_logging
+
+                # Its "Loading weights" bar would interleave with our JSON log lines on stderr.
+                transformers_logging.disable_progress_bar()
 
                 try:
                     self._model = SentenceTransformer(self._load_path, device="cpu", local_files_only=self._local_only)

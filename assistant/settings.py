@@ -60,6 +60,8 @@ class Settings(BaseSettings):
         None, description="Override of the calibrated answerability threshold (assistant/calibration.json)."
     )
     max_question_chars: int = Field(2000, ge=50, description="Longer questions are rejected with a message.")
+    log_level: str = Field("INFO", description="Level of the JSON log lines on stderr (DEBUG, INFO, WARNING…).")
+    log_questions: bool = Field(True, description="Include the question text in the logs; off = ids only.")
     auto_build_index: bool = Field(True, description="Build (or rebuild a stale) index on the first question.")
 
 
