@@ -116,20 +116,40 @@ def on_comment(turn_id: str) -> None:
 # --- the chat -----------------------------------------------------------------------------------
 
 
-def answer_question(res: ui.Resources, question: str) -> ui.Turn:
-    """Ask, turning every failure into one Norwegian sentence (the details go to the log)."""
-    turn = ui.Turn(question=question)
-    try:
-        turn.answer = ui.ask_with_history(res.assistant, question, ui.history_pairs(state_turns()))
-    except InvalidQuestionError as exc:
+def fail(turn: ui.Turn, exc: Exception) -> None:
+    """Every failure becomes one Norwegian sentence on the turn; the details go to the server log."""
+    if isinstance(exc, InvalidQuestionError):
         turn.message, turn.invalid = ui.user_message(exc), True
-    except AssistantError as exc:
+    elif isinstance(exc, AssistantError):
         log.error("question failed: %s", exc)
         turn.message = ui.user_message(exc)
-    except Exception:
-        log.exception("question failed unexpectedly")
+    else:
+        log.error("question failed unexpectedly", exc_info=exc)
         turn.message = ui.GENERIC_ERROR
-    return turn
+
+
+def answer_at_once(res: ui.Resources, turn: ui.Turn, history: list[tuple[str, str]]) -> None:
+    """The extractive backend: the whole answer at once (the typewriter is presentation)."""
+    try:
+        turn.answer = ui.ask_with_history(res.assistant, turn.question, history)
+    except Exception as exc:
+        fail(turn, exc)
+
+
+def answer_live(res: ui.Resources, turn: ui.Turn, history: list[tuple[str, str]]) -> None:
+    """A generative backend: the model's words as they come, then the checked answer (citation
+    guard applied, or the extractive fallback) takes their place."""
+    slot = st.empty()
+    result = ui.StreamResult()
+    try:
+        with slot.container():
+            st.write_stream(ui.stream_with_history(res.assistant, turn.question, history, result))
+        turn.answer = result.answer
+        if turn.answer is None:
+            turn.message = ui.GENERIC_ERROR
+    except Exception as exc:
+        fail(turn, exc)
+    slot.empty()
 
 
 def render_source(res: ui.Resources, n: int | None, chunk: ui.Located, unit_id: str, text: str | None = None) -> None:
@@ -163,37 +183,63 @@ def render_feedback(turn: ui.Turn, res: ui.Resources) -> None:
         st.form_submit_button("Send kommentar", on_click=on_comment, args=(turn.id,))
 
 
-def render_turn(turn: ui.Turn, res: ui.Resources, *, stream: bool = False) -> None:
+def render_user(turn: ui.Turn) -> None:
     with st.chat_message("user"):
         # Plain text: whatever the question contains is shown as typed, never as markup.
         st.text(turn.question)
-    with st.chat_message("assistant"):
-        answer = turn.answer
-        if answer is None:
-            if turn.invalid:
-                st.warning(turn.message or ui.GENERIC_ERROR)
-            else:
-                st.error(turn.message or ui.GENERIC_ERROR)
-            return
-        if answer.refused:
-            st.info(ui.escape_markdown(answer.text), icon=":material/info:")
-            if answer.related:
-                st.markdown(f"**{ui.RELATED_HEADING}** · {ui.escape_markdown(ui.RELATED_NOTE)}")
-                for chunk in answer.related:
-                    render_source(res, None, chunk, chunk.unit_id)
+
+
+def render_reply(turn: ui.Turn, res: ui.Resources, *, typewriter: bool = False) -> None:
+    """The body of an assistant message (inside `st.chat_message`)."""
+    answer = turn.answer
+    if answer is None:
+        if turn.invalid:
+            st.warning(turn.message or ui.GENERIC_ERROR)
         else:
-            markdown = ui.answer_markdown(answer.text)
-            if stream:
-                pieces = ui.stream_pieces(markdown)
-                st.write_stream(ui.typewriter(pieces, ui.stream_delay(len(pieces))))
-            else:
-                st.markdown(markdown)
-            with st.container(key=f"sources-{turn.id}"):
-                st.markdown(f"**{ui.SOURCES_HEADING}**")
-                for citation in answer.citations:
-                    render_source(res, citation.n, citation.chunk, citation.chunk.unit_id, citation.text)
-        st.caption(ui.transparency_caption(answer, res.title, res.corpus_version))
-        render_feedback(turn, res)
+            st.error(turn.message or ui.GENERIC_ERROR)
+        return
+    standalone = ui.interpreted_as(answer)
+    if standalone:
+        st.caption(f"Tolket som: «{ui.escape_markdown(standalone)}»")
+    if answer.note:
+        st.caption(f":material/info: {ui.escape_markdown(answer.note)}")
+    if answer.refused:
+        st.info(ui.escape_markdown(answer.text), icon=":material/info:")
+        if answer.related:
+            st.markdown(f"**{ui.RELATED_HEADING}** · {ui.escape_markdown(ui.RELATED_NOTE)}")
+            for chunk in answer.related:
+                render_source(res, None, chunk, chunk.unit_id)
+    else:
+        markdown = ui.answer_markdown(answer.text)
+        if typewriter:
+            pieces = ui.stream_pieces(markdown)
+            st.write_stream(ui.typewriter(pieces, ui.stream_delay(len(pieces))))
+        else:
+            st.markdown(markdown)
+        with st.container(key=f"sources-{turn.id}"):
+            st.markdown(f"**{ui.SOURCES_HEADING}**")
+            for citation in answer.citations:
+                render_source(res, citation.n, citation.chunk, citation.chunk.unit_id, citation.text)
+    st.caption(ui.transparency_caption(answer, res.title, res.corpus_version))
+    render_feedback(turn, res)
+
+
+def render_turn(turn: ui.Turn, res: ui.Resources) -> None:
+    render_user(turn)
+    with st.chat_message("assistant"):
+        render_reply(turn, res)
+
+
+def ask_new(turn: ui.Turn, res: ui.Resources, history: list[tuple[str, str]]) -> None:
+    """Ask, showing the answer as it comes: the model's own stream, or the typewriter."""
+    render_user(turn)
+    with st.chat_message("assistant"):
+        if res.assistant.generative:
+            answer_live(res, turn, history)
+            render_reply(turn, res)
+        else:
+            answer_at_once(res, turn, history)
+            render_reply(turn, res, typewriter=True)
 
 
 def render_welcome() -> None:
@@ -212,14 +258,15 @@ def chat_page(res: ui.Resources, prompt: str | None) -> None:
     top = st.container()
     turns = state_turns()
     question = st.session_state.pop("pending_question", None) or prompt
-    new_turn = answer_question(res, question) if question is not None else None
-    if not turns and new_turn is None:
+    if not turns and question is None:
         render_welcome()
     for turn in turns:
         render_turn(turn, res)
-    if new_turn is not None:
+    if question is not None:
+        new_turn = ui.Turn(question=question)
+        ask_new(new_turn, res, ui.history_pairs(turns))
+        # Kept only once answered: a run cut short (a newer question) leaves no half turn behind.
         turns.append(new_turn)
-        render_turn(new_turn, res, stream=True)
     if turns:
         with top:
             st.button(

@@ -17,6 +17,7 @@ calibrate`) and stored in `assistant/calibration.json`.
 from __future__ import annotations
 
 import json
+import bisect
 import math
 import re
 from collections import Counter
@@ -92,10 +93,19 @@ class TermIndex:
             return self.max_idf
         return math.log(1 + (self._n - count + 0.5) / (count + 0.5))
 
+    def _begins_known_term(self, term: str) -> bool:
+        """Whether some corpus term starts with `term` ("trikk" -> "trikkelinj"); binary search."""
+        position = bisect.bisect_left(self._vocabulary, term)
+        return position < len(self._vocabulary) and self._vocabulary[position].startswith(term)
+
     @lru_cache(maxsize=20_000)  # noqa: B019 - lives as long as the index
     def correct(self, term: str) -> str:
-        """The corpus term a misspelt query term most likely means ("barnhag" -> "barnehag")."""
-        if term in self._known_terms or len(term) < 5 or not term.isalpha():
+        """The corpus term a misspelt query term most likely means ("barnhag" -> "barnehag").
+
+        A term the corpus uses, or begins, is not a typo: "trikk" stays "trikk" (it begins
+        "trikkelinjen") instead of becoming the nearby word "trekk".
+        """
+        if term in self._known_terms or len(term) < 5 or not term.isalpha() or self._begins_known_term(term):
             return term
         match = process.extractOne(
             term, self._vocabulary, scorer=Levenshtein.distance, score_cutoff=1 if len(term) < 9 else 2
@@ -118,7 +128,7 @@ class TermIndex:
         """Whether the platform uses the word at all (itself, as a prefix, or its compound parts)."""
         if word.stem in self._known_terms or len(word.parts) >= 2:
             return True
-        return len(word.stem) >= 5 and any(t.startswith(word.stem) for t in self._vocabulary)
+        return len(word.stem) >= 5 and self._begins_known_term(word.stem)
 
     def known_share(self, query: list[QueryWord]) -> float:
         return sum(1 for w in query if self.known(w)) / len(query) if query else 0.0

@@ -153,15 +153,30 @@ def format_ms(ms: float) -> str:
 
 
 def transparency_caption(answer: Answer, title: str, corpus_sha256: str) -> str:
-    """«Leangen-erklæringen · versjon 260b5063 · extractive · søk 21 ms · svar 0,6 ms» (escaped)."""
+    """«Leangen-erklæringen · versjon 260b5063 · metode: extractive · søk 21 ms · svar 0,6 ms» (escaped).
+
+    A generated answer shows the model's time («modell 850 ms»); an extractive fallback shows both.
+    """
+    timings = answer.timings_ms
     parts = [
         title,
         f"versjon {corpus_sha256[:8]}",
         f"metode: {answer.backend}",
-        f"søk {format_ms(answer.timings_ms.get('retrieve', 0.0))}",
-        f"svar {format_ms(answer.timings_ms.get('answer', 0.0))}",
+        f"søk {format_ms(timings.get('retrieve', 0.0))}",
     ]
+    if "model" in timings:
+        parts.append(f"modell {format_ms(timings['model'])}")
+    if "answer" in timings or "model" not in timings:
+        parts.append(f"svar {format_ms(timings.get('answer', 0.0))}")
     return escape_markdown(" · ".join(parts))
+
+
+def interpreted_as(answer: Answer) -> str | None:
+    """The standalone question a follow-up was rewritten to, when it differs from what was typed."""
+    standalone = " ".join(answer.standalone_question.split())
+    if not standalone or standalone.casefold() == " ".join(answer.question.split()).casefold():
+        return None
+    return standalone
 
 
 # --- citations and context ---------------------------------------------------------------------
@@ -312,23 +327,51 @@ class Turn:
     comment_sent: bool = False
 
 
+History = Sequence[tuple[str, str]]
+
+
 class Asks(Protocol):
-    def ask(self, question: str) -> Answer: ...
+    """The part of `Assistant` the chat needs (a stand-in in tests)."""
+
+    def ask(self, question: str, history: History = ()) -> Answer: ...
+
+
+class Streams(Protocol):
+    def stream(self, question: str, history: History = ()) -> Iterator[str | Answer]: ...
 
 
 def history_pairs(turns: Sequence[Turn]) -> list[tuple[str, str]]:
-    """The conversation so far as (question, answer) pairs, for backends that use it."""
+    """The conversation so far as (question, answer) pairs, oldest first."""
     return [(t.question, t.answer.text) for t in turns if t.answer is not None]
 
 
-def ask_with_history(assistant: Asks, question: str, history: Sequence[tuple[str, str]]) -> Answer:
-    """Answer `question` given the earlier turns.
+def ask_with_history(assistant: Asks, question: str, history: History) -> Answer:
+    """Answer `question` in the light of the earlier turns: a follow-up («og for eldre?») is
+    rewritten to a standalone question before retrieval (by the model on generative backends,
+    by a heuristic on the extractive one)."""
+    return assistant.ask(question, history)
 
-    The extractive backend answers the last question on its own; the history is part of the
-    signature so a generative backend can resolve follow-ups («og for eldre?») later.
-    """
-    del history  # not used by the extractive backend
-    return assistant.ask(question)
+
+@dataclass
+class StreamResult:
+    """Where `text_events` leaves the checked answer that ends a stream."""
+
+    answer: Answer | None = None
+
+
+def text_events(events: Iterable[str | Answer], result: StreamResult) -> Iterator[str]:
+    """The text pieces of `Assistant.stream` for `st.write_stream`; the final Answer goes to `result`."""
+    for event in events:
+        if isinstance(event, Answer):
+            result.answer = event
+        elif event:
+            yield event
+
+
+def stream_with_history(assistant: Streams, question: str, history: History, result: StreamResult) -> Iterator[str]:
+    """A generative answer as the model writes it; the checked Answer (citation guard applied,
+    possibly an extractive fallback) is in `result` once the iterator is exhausted."""
+    return text_events(assistant.stream(question, history), result)
 
 
 def citation_ids(answer: Answer) -> list[str]:

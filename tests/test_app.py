@@ -15,8 +15,10 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from assistant import core
 from assistant import ui_support as ui
 from assistant.answering import REFUSAL
+from assistant.fakes import ScriptedChatModel
 from assistant.feedback import FeedbackStore
 from assistant.settings import FAKE_MODEL, PROJECT_ROOT
 from assistant.types import Answer
@@ -139,6 +141,50 @@ def test_follow_up_questions_pass_the_history_along(app: AppTest, monkeypatch: p
     # The first answer is still shown (not re-asked) after the follow-up.
     assert messages(app)[1].markdown[0].value == first_answer
     assert len(calls) == 2
+    # The short follow-up was searched together with the question before it, and the app says so.
+    follow_up = messages(app)[3]
+    assert any(c.value.startswith("Tolket som: «Hva vil byrådet") for c in follow_up.caption)
+
+
+# --- a generative backend (a scripted model in place of the endpoint) ---------------------------
+
+
+@pytest.fixture
+def scripted_model(feedback_db: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str | BaseException]]:
+    """ASSISTANT_BACKEND=openai, with the chat model replaced by one that says the scripted replies."""
+    replies: list[str | BaseException] = []
+    monkeypatch.setenv("ASSISTANT_BACKEND", "openai")
+    monkeypatch.setenv("ASSISTANT_OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("ASSISTANT_OPENAI_MODEL", "scripted")
+    monkeypatch.setattr(core, "make_chat_model", lambda settings: ScriptedChatModel(replies=replies))
+    yield replies
+
+
+def test_a_generated_answer_is_streamed_then_shown_checked(scripted_model: list[str | BaseException]) -> None:
+    scripted_model.append("Byrådet vil innføre et fritidskort på 2000 kroner [1]. Og det er bra [42].")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    ask(at, FRITIDSKORT)
+    _user, assistant = messages(at)
+    answer = next(m.value for m in assistant.markdown if "fritidskort" in m.value)
+    assert ":blue-badge[1]" in answer
+    assert "42" not in answer  # the citation guard removed it
+    assert len(assistant.expander) == 1
+    transparency = next(c.value for c in assistant.caption if "versjon" in c.value)
+    assert "openai" in transparency and "modell" in transparency
+    # On the next rerun the checked answer is shown from the history, the same way.
+    at.run()
+    assert any("fritidskort" in m.value for m in messages(at)[1].markdown)
+
+
+def test_a_failing_model_falls_back_with_a_note(scripted_model: list[str | BaseException]) -> None:
+    scripted_model.append(ConnectionError("endpoint down"))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    ask(at, FASTLEGE)
+    _user, assistant = messages(at)
+    assert any("Språkmodellen svarte ikke" in c.value for c in assistant.caption)
+    assert assistant.markdown[0].value.startswith("Byrådet vil")  # the extractive answer
+    assert assistant.expander
+    assert not at.error
 
 
 def test_a_refusal_is_shown_as_such_with_related_pledges(feedback_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:

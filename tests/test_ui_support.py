@@ -5,7 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -293,11 +294,18 @@ def test_context_markdown_says_how_much_of_the_section_is_left_out(fake_assistan
 
 class RecordingAssistant:
     def __init__(self) -> None:
-        self.questions: list[str] = []
+        self.calls: list[tuple[str, list[tuple[str, str]]]] = []
 
-    def ask(self, question: str) -> Answer:
-        self.questions.append(question)
+    def ask(self, question: str, history: ui.History = ()) -> Answer:
+        self.calls.append((question, list(history)))
         return _answer(f"svar på {question}")
+
+    def stream(self, question: str, history: ui.History = ()) -> Iterator[str | Answer]:
+        self.calls.append((question, list(history)))
+        yield "Byrådet "
+        yield ""
+        yield "vil [1]."
+        yield _answer("Byrådet vil [1].")
 
 
 def test_history_pairs_keep_answered_turns_in_order() -> None:
@@ -309,11 +317,37 @@ def test_history_pairs_keep_answered_turns_in_order() -> None:
     assert ui.history_pairs(turns) == [("første", "svar 1"), ("andre", "svar 2")]
 
 
-def test_ask_with_history_answers_the_last_question() -> None:
+def test_ask_with_history_passes_the_conversation_on() -> None:
     assistant = RecordingAssistant()
     answer = ui.ask_with_history(assistant, "og for eldre?", [("Hva med fastleger?", "Byrådet vil …")])
-    assert assistant.questions == ["og for eldre?"]
+    assert assistant.calls == [("og for eldre?", [("Hva med fastleger?", "Byrådet vil …")])]
     assert answer.text == "svar på og for eldre?"
+
+
+def test_stream_with_history_yields_text_and_keeps_the_checked_answer() -> None:
+    assistant = RecordingAssistant()
+    result = ui.StreamResult()
+    pieces = ui.stream_with_history(assistant, "fritidskort", [("a", "b")], result)
+    assert result.answer is None  # lazily: nothing asked before the stream is consumed
+    assert list(pieces) == ["Byrådet ", "vil [1]."]
+    assert result.answer is not None and result.answer.text == "Byrådet vil [1]."
+    assert assistant.calls == [("fritidskort", [("a", "b")])]
+
+
+def test_interpreted_as_shows_only_a_real_rewrite() -> None:
+    answer = _answer("x")
+    assert ui.interpreted_as(answer) is None
+    assert ui.interpreted_as(replace(answer, question="og for eldre?", standalone_question="og for eldre? ")) is None
+    rewritten = replace(answer, question="og for eldre?", standalone_question="Hva med fastleger for eldre?")
+    assert ui.interpreted_as(rewritten) == "Hva med fastleger for eldre?"
+
+
+def test_transparency_caption_of_a_generated_answer_shows_the_model_time() -> None:
+    answer = replace(_answer("x"), backend="openai", timings_ms={"retrieve": 30.0, "model": 850.0})
+    caption = _unescape(ui.transparency_caption(answer, "Leangen-erklæringen", "260b5063"))
+    assert caption.endswith("metode: openai · søk 30 ms · modell 850 ms")
+    fallback = replace(answer, backend="extractive", timings_ms={"retrieve": 30.0, "answer": 1.0, "model": 12.0})
+    assert _unescape(ui.transparency_caption(fallback, "L", "x")).endswith("modell 12 ms · svar 1,0 ms")
 
 
 def test_turns_get_distinct_ids() -> None:

@@ -1,0 +1,67 @@
+"""Typo correction, coverage and calibration of the answer stage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from assistant.core import Assistant
+from assistant.relevance import Calibration, TermIndex, has_summary_intent
+from assistant.text import stem
+
+
+@pytest.fixture(scope="module")
+def terms(fake_assistant: Assistant) -> TermIndex:
+    index = fake_assistant.index
+    return TermIndex(index.chunks, index.decompounder)
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [("barnhage", "barnehage"), ("fastleggeordningen", "fastlegeordningen"), ("kulturskollen", "kulturskolen")],
+)
+def test_misspelt_words_are_corrected_to_corpus_terms(terms: TermIndex, typed: str, meant: str) -> None:
+    assert terms.correct(stem(typed)) == stem(meant)
+
+
+@pytest.mark.parametrize("word", ["trikken", "sykkel", "studenter", "nato"])
+def test_words_the_corpus_uses_or_begins_are_left_alone(terms: TermIndex, word: str) -> None:
+    # "trikk" begins "trikkelinjen": it must not become the nearby word "trekk".
+    assert terms.correct(stem(word)) == stem(word)
+
+
+def test_known_share_counts_words_the_platform_uses(terms: TermIndex) -> None:
+    assert terms.known_share(terms.query_words("Hva mener byrådet om NATO?")) == 0.0
+    assert terms.known_share(terms.query_words("fritidskort for ungdom")) == 1.0
+
+
+def test_coverage_is_compound_aware(fake_assistant: Assistant, terms: TermIndex) -> None:
+    chunks = fake_assistant.index.chunks
+    position = next(i for i, c in enumerate(chunks) if "sykkelparkeringsplasser" in c.text)
+    assert terms.coverage(terms.query_words("sykkel"), position) == 1.0
+    assert terms.coverage(terms.query_words("NATO"), position) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("alle løfter om sykkel", True),
+        ("Hva står det om kulturskolen?", True),
+        ("Oppsummer løftene om klima", True),
+        ("Hvor mye er fritidskortet verdt?", False),
+    ],
+)
+def test_summary_intent(question: str, expected: bool) -> None:
+    assert has_summary_intent(question) is expected
+
+
+def test_calibration_round_trip(tmp_path: Path) -> None:
+    original = Calibration(threshold=1.23, margin=0.01, max_citations=3, fitted_on="test")
+    original.save(tmp_path / "c.json")
+    assert Calibration.load(tmp_path / "c.json") == original
+    assert Calibration.load(tmp_path / "missing.json") == Calibration()
+
+
+def test_the_committed_calibration_was_fitted_on_the_dev_split() -> None:
+    assert "split=dev" in Calibration.load().fitted_on
