@@ -16,8 +16,8 @@ calibrate`) and stored in `assistant/calibration.json`.
 
 from __future__ import annotations
 
-import json
 import bisect
+import json
 import math
 import re
 from collections import Counter
@@ -28,7 +28,7 @@ from pathlib import Path
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
-from assistant.text import _QUESTION_WORDS, STOPWORDS, Decompounder, stem, words
+from assistant.text import Decompounder, content_words, stem
 from assistant.types import Chunk
 
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
@@ -114,9 +114,7 @@ class TermIndex:
 
     def query_words(self, question: str) -> list[QueryWord]:
         seen: dict[str, QueryWord] = {}
-        for word in words(question):
-            if word in STOPWORDS or word in _QUESTION_WORDS or (len(word) < 2 and not word.isdigit()):
-                continue
+        for word in content_words(question, drop_question_words=True):
             word_stem = self.correct(stem(word))
             if word_stem in seen:
                 continue

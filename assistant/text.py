@@ -11,7 +11,7 @@ import Stemmer
 from bm25s.stopwords import STOPWORDS_NORWEGIAN
 
 # Words every question about the platform carries; they say nothing about the topic.
-_QUESTION_WORDS = frozenset(
+QUESTION_WORDS = frozenset(
     """
     byrådet byrådets byråd byrådet's erklæringen leangen leangen-erklæringen plattformen trondheim
     kommunen kommune gjøre gjere gjør gjer gjørr ka kå kor korsn åssen ke æ ikkje itj
@@ -54,16 +54,20 @@ def stem(word: str) -> str:
     return str(_stemmer().stemWord(word))
 
 
+def content_words(text: str, *, drop_question_words: bool = False) -> list[str]:
+    """Words that carry content: stop words, single letters (and optionally question boilerplate) removed."""
+    return [
+        word
+        for word in words(text)
+        if word not in STOPWORDS
+        and not (drop_question_words and word in QUESTION_WORDS)
+        and (len(word) >= 2 or word.isdigit())
+    ]
+
+
 def content_terms(text: str, *, drop_question_words: bool = False) -> list[str]:
-    """Stemmed content words: stop words (and optionally question boilerplate) removed."""
-    terms = []
-    for word in words(text):
-        if word in STOPWORDS or (drop_question_words and word in _QUESTION_WORDS):
-            continue
-        if len(word) < 2 and not word.isdigit():
-            continue
-        terms.append(stem(word))
-    return terms
+    """Stemmed content words."""
+    return [stem(word) for word in content_words(text, drop_question_words=drop_question_words)]
 
 
 class Decompounder:
@@ -97,12 +101,9 @@ class Decompounder:
         return tuple(dict.fromkeys(found))
 
     def terms(self, text: str, *, drop_question_words: bool = False) -> list[str]:
+        """Stemmed content words, each followed by the stems of its compound parts."""
         terms: list[str] = []
-        for word in words(text):
-            if word in STOPWORDS or (drop_question_words and word in _QUESTION_WORDS):
-                continue
-            if len(word) < 2 and not word.isdigit():
-                continue
+        for word in content_words(text, drop_question_words=drop_question_words):
             terms.append(stem(word))
             terms.extend(stem(part) for part in self.parts(word))
         return terms

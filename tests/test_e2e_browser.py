@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import BrowserContext, Locator, Page, sync_playwright
+from playwright.sync_api import BrowserContext, Locator, Page, expect, sync_playwright
 from pytest_socket import enable_socket
 
 from assistant.core import Assistant
@@ -312,8 +312,11 @@ def test_pledge_browser_in_a_real_browser(server: Server, browser: BrowserContex
         search.fill("fastlegekontor")
         search.press("Enter")
         page.get_by_text("mest relevante først").wait_for(timeout=ANSWER_TIMEOUT_MS)
-        assert "helse-og-eldre/fastlegeordningen/1" in page.locator('[data-testid="stCode"]').first.evaluate(
-            "e => e.closest('[data-testid=\"stVerticalBlock\"]').innerText"
+        # The best match comes first, with its id and its copyable citation (retried while the page updates).
+        first_card = page.locator('[class*="st-key-pledge-"]').first
+        expect(first_card).to_contain_text("helse-og-eldre/fastlegeordningen/1", timeout=ANSWER_TIMEOUT_MS)
+        expect(first_card.locator('[data-testid="stCode"]')).to_contain_text(
+            "Leangen-erklæringen, Helse og eldre › Fastlegeordningen"
         )
         page.get_by_role("button", name="CSV").wait_for(timeout=10_000)
         search.fill("")

@@ -115,11 +115,12 @@ def test_escape_markdown_keeps_line_breaks_as_hard_breaks() -> None:
     assert ui.escape_markdown("a\nb") == "a  \nb"
 
 
-@given(
-    st.text(
-        alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\r\n\u2028\u2029\x85\x0b\x0c\x1c\x1d\x1e")
-    )
-)
+#: Characters `str.splitlines` breaks at: escaping turns them into Markdown hard breaks. (The
+#: invisible word joiner is what escaping adds after a colon, so it is left out of the round trip.)
+LINE_BREAKS = "\r\n\u2028\u2029\x85\x0b\x0c\x1c\x1d\x1e"
+
+
+@given(st.text(alphabet=st.characters(exclude_categories=["Cs"], exclude_characters=LINE_BREAKS + ui.WORD_JOINER)))
 def test_escape_markdown_is_lossless_and_leaves_no_raw_html(text: str) -> None:
     escaped = ui.escape_markdown(text)
     assert _unescape(escaped) == text
