@@ -4,13 +4,14 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+PORT ?= 8501
 
-.PHONY: run test install index lint typecheck unit eval gate bench clean
+.PHONY: run test install index browser lint typecheck unit eval gate bench app chat e2e clean
 
-run: install index
-	$(PY) -m assistant chat
+# The chat in the browser, on the offline default, at http://localhost:$(PORT).
+run: install index app
 
-test: install lint typecheck unit gate
+test: install browser lint typecheck unit gate
 
 # Re-installs when pyproject.toml changes. torch is installed first and pinned, so pip takes the
 # CPU build instead of resolving a multi-GB CUDA build for sentence-transformers.
@@ -26,25 +27,46 @@ install: $(STAMP)
 index: install
 	$(PY) -m assistant index --if-needed
 
+# Debian's Chromium for the end-to-end browser test, where it can be installed (root + apt);
+# elsewhere the test is skipped and says why.
+browser:
+	@if [ -x /usr/bin/chromium ]; then \
+		echo "chromium: $$(/usr/bin/chromium --version 2>/dev/null)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+			|| echo "chromium could not be installed: the browser test will be skipped"; \
+	else \
+		echo "no chromium and no root to install it: the browser test will be skipped"; \
+	fi
+
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
 typecheck: install
-	$(PY) -m mypy assistant tests
+	$(PY) -m mypy assistant tests app.py
 
 unit: install
 	$(PY) -m pytest
-
-eval: install index
-	$(PY) -m assistant eval
 
 # The evaluation as a regression gate: fails when a figure drops below eval/thresholds.json.
 gate: install index
 	$(PY) -m assistant eval --gate
 
+eval: install index
+	$(PY) -m assistant eval
+
 bench: install index
 	$(PY) -m assistant bench
+
+app: install index
+	$(PY) -m streamlit run app.py --server.headless true --server.port $(PORT) --browser.gatherUsageStats false
+
+chat: install index
+	$(PY) -m assistant chat
+
+e2e: install browser
+	$(PY) -m pytest -m e2e
 
 clean:
 	rm -rf index models .cache

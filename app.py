@@ -16,8 +16,9 @@ import streamlit as st
 
 from assistant import ui_support as ui
 from assistant.errors import AssistantError, InvalidQuestionError
-from assistant.feedback import FeedbackStore, default_feedback_path
-from assistant.settings import load_settings
+from assistant.feedback import FeedbackStore
+from assistant.logs import configure_logging
+from assistant.settings import Settings, load_settings
 
 log = logging.getLogger("leangen.app")
 
@@ -31,15 +32,23 @@ st.set_option("client.toolbarMode", "minimal")
 st.set_option("client.showErrorDetails", "none")
 
 
+@st.cache_resource(show_spinner=False)
+def get_settings() -> Settings:
+    """The settings, read once per process; JSON log lines (one per question) go to stderr."""
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return settings
+
+
 @st.cache_resource(show_spinner="Laster språkmodell og søkeindeks …")
 def get_resources() -> ui.Resources:
-    """One assistant per process, built from the settings (read once) and warmed up."""
-    return ui.load_resources(load_settings())
+    """One assistant per process, built from the settings and warmed up."""
+    return ui.load_resources(get_settings())
 
 
 @st.cache_resource(show_spinner=False)
 def get_feedback_store() -> FeedbackStore:
-    return FeedbackStore(default_feedback_path())
+    return FeedbackStore(get_settings().feedback_db)
 
 
 def state_turns() -> list[ui.Turn]:

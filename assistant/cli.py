@@ -19,7 +19,6 @@ from assistant.errors import (
     IndexStaleError,
     InvalidQuestionError,
 )
-from assistant.index import load_index
 from assistant.logs import configure_logging
 from assistant.settings import PROJECT_ROOT, Settings, load_settings
 from assistant.types import Answer
@@ -185,7 +184,7 @@ def _cmd_index(assistant: Assistant, args: argparse.Namespace) -> int:
     started = time.perf_counter()
     if args.if_needed:
         try:
-            index = load_index(assistant.settings, assistant.corpus)
+            index = assistant.load_existing_index()
         except (IndexMissingError, IndexStaleError, IndexCorruptError) as problem:
             print(f"{problem} Building it now.", file=sys.stderr)
         else:
@@ -216,6 +215,14 @@ def _cmd_bench(assistant: Assistant, args: argparse.Namespace) -> int:
     from assistant.evaluation import bench
 
     return bench(assistant, Path(args.questions), out_dir=Path(args.out), rebuild=not args.no_build)
+
+
+def _cmd_feedback(assistant: Assistant, args: argparse.Namespace) -> int:
+    from assistant.feedback import export_feedback
+
+    count = export_feedback(args.db or assistant.settings.feedback_db, args.format, args.out or sys.stdout)
+    print(f"{count} tilbakemeldinger eksportert.", file=sys.stderr)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -263,6 +270,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", default=str(PROJECT_ROOT / "eval" / "results"))
     bench.add_argument("--no-build", action="store_true", help="Skip the from-scratch index build timing.")
     bench.set_defaults(func=_cmd_bench)
+
+    feedback = sub.add_parser("feedback", help="Feedback given in the web app.")
+    feedback_sub = feedback.add_subparsers(dest="feedback_command", required=True)
+    export = feedback_sub.add_parser("export", help="Write all feedback as CSV or JSON Lines.")
+    export.add_argument("--format", choices=["csv", "jsonl"], default="csv")
+    export.add_argument("--db", help="The database (default: the setting ASSISTANT_FEEDBACK_DB).")
+    export.add_argument("--out", help="File to write (default: standard output).")
+    export.set_defaults(func=_cmd_feedback)
     return parser
 
 

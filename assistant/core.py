@@ -125,11 +125,21 @@ class Assistant:
         self._searcher = HybridSearcher(index, self.embedder, bm25_weight=self.settings.bm25_weight)
         self._terms = TermIndex(index.chunks, index.decompounder)
 
+    def load_existing_index(self) -> SearchIndex:
+        """The index on disk, checked against the corpus, the model and its own checksums."""
+        index = load_index(self.settings, self.corpus)
+        if self.embedder.dimension != index.manifest.dimension:
+            raise IndexStaleError(
+                f"The index holds {index.manifest.dimension}-dimensional vectors, the model makes "
+                f"{self.embedder.dimension}. Rebuild it with `python -m assistant index`."
+            )
+        return index
+
     def _ensure_index(self) -> tuple[HybridSearcher, TermIndex]:
         with self._lock:
             if self._searcher is None:
                 try:
-                    self._install(load_index(self.settings, self.corpus))
+                    self._install(self.load_existing_index())
                 except (IndexMissingError, IndexStaleError, IndexCorruptError) as problem:
                     if not self.settings.auto_build_index:
                         raise

@@ -75,7 +75,7 @@ class SentenceTransformerEmbedder(VectorEmbedder):
                 from transformers.utils import logging as transformers_logging
 
                 # Its "Loading weights" bar would interleave with our JSON log lines on stderr.
-                transformers_logging.disable_progress_bar()
+                transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
                 try:
                     self._model = SentenceTransformer(self._load_path, device="cpu", local_files_only=self._local_only)

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -20,11 +19,8 @@ from pathlib import Path
 from typing import Any, Literal, TextIO
 
 from assistant.errors import AssistantError
-from assistant.settings import PROJECT_ROOT
 
 #: Environment variable that moves the database (tests, deployments).
-FEEDBACK_DB_ENV = "ASSISTANT_FEEDBACK_DB"
-DEFAULT_FEEDBACK_DB = PROJECT_ROOT / "feedback" / "feedback.sqlite3"
 #: How long a writer waits for another writer's lock before giving up (seconds).
 BUSY_TIMEOUT_S = 30.0
 SCHEMA_VERSION = 1
@@ -97,13 +93,6 @@ class FeedbackRecord:
         row["citation_ids"] = " ".join(self.citation_ids)
         row["refused"] = int(self.refused)
         return row
-
-
-def default_feedback_path(environ: Mapping[str, str] | None = None) -> Path:
-    """`$ASSISTANT_FEEDBACK_DB`, else `feedback/feedback.sqlite3` under the project root."""
-    env = os.environ if environ is None else environ
-    value = env.get(FEEDBACK_DB_ENV, "").strip()
-    return Path(value).expanduser() if value else DEFAULT_FEEDBACK_DB
 
 
 def _now() -> str:
@@ -285,15 +274,15 @@ def _record(row: sqlite3.Row) -> FeedbackRecord:
     )
 
 
-def export_feedback(path: Path | str | None, fmt: str, out: TextIO | Path | str) -> int:
-    """Export the database at `path` (None: the default) as `fmt` ('csv' or 'jsonl') to `out`.
+def export_feedback(path: Path | str, fmt: str, out: TextIO | Path | str) -> int:
+    """Export the database at `path` (the setting `feedback_db`) as `fmt` ('csv' or 'jsonl') to `out`.
 
     `out` is an open text stream (e.g. sys.stdout) or a file path. Returns the number of rows.
     For `python -m assistant feedback export --format csv|jsonl`.
     """
     if fmt not in EXPORT_FORMATS:
         raise FeedbackError(f"Ukjent eksportformat «{fmt}». Gyldige formater: {', '.join(EXPORT_FORMATS)}.")
-    db = Path(path) if path is not None else default_feedback_path()
+    db = Path(path)
     if not db.is_file():
         raise FeedbackError(f"Fant ingen tilbakemeldingsdatabase i {db}. Ingen har gitt tilbakemelding ennå.")
     store = FeedbackStore(db)

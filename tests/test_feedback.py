@@ -17,15 +17,12 @@ from pathlib import Path
 import pytest
 
 from assistant.feedback import (
-    DEFAULT_FEEDBACK_DB,
-    FEEDBACK_DB_ENV,
     FIELDS,
     FeedbackError,
     FeedbackStore,
-    default_feedback_path,
     export_feedback,
 )
-from assistant.settings import PROJECT_ROOT
+from assistant.settings import PROJECT_ROOT, load_settings
 
 
 @pytest.fixture
@@ -140,20 +137,6 @@ def test_an_unwritable_location_is_a_feedback_error(tmp_path: Path) -> None:
         _add(FeedbackStore(blocker / "feedback.sqlite3"))
 
 
-# --- the path ----------------------------------------------------------------------------------
-
-
-def test_default_path_is_under_the_project_root() -> None:
-    assert default_feedback_path({}) == PROJECT_ROOT / "feedback" / "feedback.sqlite3" == DEFAULT_FEEDBACK_DB
-
-
-def test_the_environment_moves_the_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert default_feedback_path({FEEDBACK_DB_ENV: str(tmp_path / "x.db")}) == tmp_path / "x.db"
-    assert default_feedback_path({FEEDBACK_DB_ENV: "  "}) == DEFAULT_FEEDBACK_DB
-    monkeypatch.setenv(FEEDBACK_DB_ENV, str(tmp_path / "y.db"))
-    assert default_feedback_path() == tmp_path / "y.db"
-
-
 # --- export ------------------------------------------------------------------------------------
 
 AWKWARD = 'Hva med «sitat», "anførsel", komma, semikolon; og\nlinjeskift? <b>x</b> 🚲'
@@ -207,11 +190,10 @@ def test_export_feedback_to_a_stream_and_to_a_file(store: FeedbackStore, tmp_pat
     assert target.read_text(encoding="utf-8") == stream.getvalue()
 
 
-def test_export_feedback_uses_the_environment_path(store: FeedbackStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    _add(store)
-    monkeypatch.setenv(FEEDBACK_DB_ENV, str(store.path))
-    out = io.StringIO()
-    assert export_feedback(None, "jsonl", out) == 1
+def test_the_feedback_database_is_a_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings(_env_file=None).feedback_db == PROJECT_ROOT / "feedback" / "feedback.sqlite3"
+    monkeypatch.setenv("ASSISTANT_FEEDBACK_DB", str(tmp_path / "x.db"))
+    assert load_settings(_env_file=None).feedback_db == tmp_path / "x.db"
 
 
 def test_export_feedback_refuses_unknown_formats_and_missing_databases(store: FeedbackStore, tmp_path: Path) -> None:

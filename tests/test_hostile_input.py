@@ -107,10 +107,16 @@ HOSTILE: dict[str, tuple[str, Expect]] = {
     "bidi-override": ("\u202e" + BASE + "\u202c", SAME),
     "line-separators": ("Hva vil byrådet\u2028gjøre med\u2029fastlegeordningen?", SAME),
     "crlf-and-tabs": ("\tHva\tvil byrådet gjøre med fastlegeordningen?\r\n", SAME),
-    "invalid-utf8-replace-only": (b"\xff\xfe\xfa\xc3\x28".decode("utf-8", "replace"), Expect("invalid", MESSAGE_NO_WORDS)),
+    "invalid-utf8-replace-only": (
+        b"\xff\xfe\xfa\xc3\x28".decode("utf-8", "replace"),
+        Expect("invalid", MESSAGE_NO_WORDS),
+    ),
     "invalid-utf8-surrogateescape-only": (b"\xff\xfe\xfa\x80".decode("utf-8", "surrogateescape"), INVALID_EMPTY),
     "invalid-utf8-replace-in-question": ((BASE.encode() + b" \xff\xfe").decode("utf-8", "replace"), SAME),
-    "invalid-utf8-surrogateescape-in-question": ((BASE.encode() + b" \xff\xfe").decode("utf-8", "surrogateescape"), SAME),
+    "invalid-utf8-surrogateescape-in-question": (
+        (BASE.encode() + b" \xff\xfe").decode("utf-8", "surrogateescape"),
+        SAME,
+    ),
     "lone-surrogates": ("\udc80\ud800 \udfff", INVALID_EMPTY),  # unpaired, also as JSON escapes
     "emoji-only": ("🚲🚲🎉👍🏽", Expect("invalid", MESSAGE_NO_WORDS)),
     "emoji-zwj-and-flags": ("👨\u200d👩\u200d👧 🇳🇴 ❤️", Expect("invalid", MESSAGE_NO_WORDS)),
@@ -370,7 +376,7 @@ def test_main_ask_jsonl_stdin_with_invalid_utf8_under_a_utf8_locale(
 
 
 @pytest.mark.xfail(
-    reason="BUG: a JSON-escaped lone surrogate in the `id` field (`{\"id\": \"\\ud800\", ...}`) is echoed "
+    reason='BUG: a JSON-escaped lone surrogate in the `id` field (`{"id": "\\ud800", ...}`) is echoed '
     "unsanitised into the output line (only `question` goes through _safe_text), so writing it as UTF-8 "
     "raises UnicodeEncodeError; `python -m assistant ask --jsonl FILE` dies with a traceback.",
     strict=True,
@@ -441,7 +447,9 @@ def test_random_text_never_breaks_the_extractive_chain(
 
 META = DocumentMeta(doc_id="d", title="T", period="", parties=(), kind="", source_file="d.txt")
 DOC_WORD = st.one_of(
-    st.sampled_from("Byrådet vil: og eller med for at sykkel Fastlege **Kultur** skole. barnehage, 2000 kroner».".split()),
+    st.sampled_from(
+        "Byrådet vil: og eller med for at sykkel Fastlege **Kultur** skole. barnehage, 2000 kroner».".split()
+    ),
     st.text(ANY_CHAR, min_size=1, max_size=8),
 )
 LINE_TEXT = st.lists(DOC_WORD, min_size=1, max_size=8).map(" ".join)
