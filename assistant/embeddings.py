@@ -104,7 +104,7 @@ class SentenceTransformerEmbedder(VectorEmbedder):
 
     @property
     def dimension(self) -> int:
-        dim = self._loaded().get_sentence_embedding_dimension()
+        dim = self._loaded().get_embedding_dimension()
         if dim is None:
             raise ModelUnavailableError(f"The model '{self.name}' does not report its embedding size.")
         return int(dim)

@@ -31,15 +31,6 @@ from assistant.core import Assistant
 from assistant.settings import FAKE_MODEL, PROJECT_ROOT, load_settings
 from assistant.types import Answer
 
-
-def _register_marker() -> None:
-    """Register `e2e` while pyproject.toml does not (the suite runs with --strict-markers)."""
-    config = getattr(pytest.mark, "_config", None)
-    if config is not None and not any(line.split(":")[0].strip() == "e2e" for line in config.getini("markers")):
-        config.addinivalue_line("markers", "e2e: drives the Streamlit app in a real (headless Chromium) browser")
-
-
-_register_marker()
 pytestmark = pytest.mark.e2e
 
 CHROMIUM = Path("/usr/bin/chromium")

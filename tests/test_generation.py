@@ -210,3 +210,30 @@ def test_the_openai_factory_builds_the_langchain_client(fake_settings: FakeSetti
     assert type(model).__name__ == "ChatOpenAI"
     assert model.model_name == "m"  # type: ignore[attr-defined]
     assert model.max_retries == 0  # type: ignore[attr-defined]
+
+
+@pytest.mark.integration
+def test_llamacpp_backend_with_a_real_gguf(fake_assistant: Assistant, fake_settings: FakeSettings) -> None:
+    """Runs where llama-cpp-python (the llamacpp extra) and a GGUF file (LEANGEN_TEST_GGUF) exist."""
+    import os
+    from pathlib import Path
+
+    gguf = os.environ.get("LEANGEN_TEST_GGUF", "")
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        pytest.skip("llama-cpp-python is not installed (optional extra `llamacpp`)")
+    if not gguf or not Path(gguf).is_file():
+        pytest.skip("set LEANGEN_TEST_GGUF to a .gguf file to run the llamacpp backend")
+    settings = fake_settings(
+        backend="llamacpp",
+        llamacpp_model_path=Path(gguf),
+        llm_max_tokens=60,
+        index_dir=fake_assistant.settings.index_dir,
+        auto_build_index=False,
+    )
+    answer = Assistant(settings).ask("fritidskort")
+    corpus_texts = {u.text for u in fake_assistant.corpus.units}
+    assert answer.backend in {"llamacpp", "extractive"}
+    assert all(c.text in corpus_texts for c in answer.citations)
+    assert set(re.findall(r"\[(\d+)\]", answer.text)) <= {str(c.n) for c in answer.citations}
