@@ -5,12 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 
+from assistant.text import ABBREVIATIONS
 from assistant.types import Chunk, Unit
 
 TokenCounter = Callable[[str], int]
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-ZÆØÅ0-9«\"“])")
-# Abbreviations that end in a period but not a sentence ("St. Olavs hospital", "ca. halvparten").
-_ABBREVIATIONS = frozenset("st ca bl.a f.eks nr dvs jf mv osv kl pkt".split())
 
 
 def retrieval_text(unit: Unit, text: str) -> str:
@@ -29,7 +28,7 @@ def split_sentences(text: str) -> list[str]:
         if not piece.strip():
             continue
         previous_word = sentences[-1].rsplit(" ", 1)[-1].rstrip(".").lower() if sentences else ""
-        if sentences and previous_word in _ABBREVIATIONS:
+        if sentences and previous_word in ABBREVIATIONS:
             sentences[-1] = f"{sentences[-1]} {piece}"
         else:
             sentences.append(piece)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 import time
@@ -108,7 +109,9 @@ def run_jsonl(assistant: Assistant, lines: Iterable[str], out: TextIO) -> int:
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        out.write(json.dumps(handle_jsonl_line(assistant, line, number), ensure_ascii=False) + "\n")
+        # _safe_text: an escaped lone surrogate anywhere (an id, say) must not make the line unwritable.
+        result = json.dumps(handle_jsonl_line(assistant, line, number), ensure_ascii=False)
+        out.write(f"{_safe_text(result)}\n")
         out.flush()
         handled += 1
     return handled
@@ -135,13 +138,15 @@ def print_answer(answer: Answer, out: TextIO) -> None:
 def _cmd_ask(assistant: Assistant, args: argparse.Namespace) -> int:
     if args.jsonl:
         assistant.warm_up()  # so the first line's timings are its own, not the model load
+        # Bytes that are not UTF-8 become U+FFFD instead of ending the run; a byte-order mark is skipped.
         if args.jsonl == "-":
-            run_jsonl(assistant, sys.stdin, sys.stdout)
+            stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", errors="replace")
+            run_jsonl(assistant, stdin, sys.stdout)
         else:
             path = Path(args.jsonl)
             if not path.exists():
                 raise AssistantError(f"Fant ikke filen {path}.")
-            with path.open(encoding="utf-8", errors="replace") as handle:
+            with path.open(encoding="utf-8-sig", errors="replace") as handle:
                 run_jsonl(assistant, handle, sys.stdout)
         return 0
     question = " ".join(args.question)

@@ -26,6 +26,7 @@ from assistant.errors import IndexCorruptError, IndexMissingError, IndexStaleErr
 from assistant.generation import (
     ANSWER_PROMPT,
     CONDENSE_PROMPT,
+    FALLBACK_ECHO,
     FALLBACK_MODEL_FAILED,
     FALLBACK_NO_CITATIONS,
     check_generated,
@@ -60,9 +61,13 @@ class Prepared:
     standalone: str  # what is searched: a follow-up rewritten with the conversation
 
 
-def _reason(exc: BaseException) -> str:
-    """A short, loggable reason for a failed model call (no secrets: messages carry no keys)."""
+def _reason(exc: BaseException, secrets: Sequence[str] = ()) -> str:
+    """A short, loggable reason for a failed model call, with configured secrets masked (an
+    endpoint may echo the key in its error)."""
     message = str(exc).splitlines()[0][:200] if str(exc) else ""
+    for secret in secrets:
+        if len(secret) >= 4:
+            message = message.replace(secret, "***")
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
@@ -237,6 +242,10 @@ class Assistant:
                 self._chat_model = make_chat_model(self.settings)
             return self._chat_model
 
+    def _secrets(self) -> list[str]:
+        key = self.settings.openai_api_key
+        return [key.get_secret_value()] if key is not None else []
+
     def _condense(self, question: str, history: History) -> str:
         """A follow-up becomes a standalone question: by the model where there is one."""
         if not history:
@@ -248,7 +257,7 @@ class Assistant:
                 {"history": format_history(history), "question": question}
             )
         except LLM_ERRORS as exc:
-            logger.warning("condense failed, using the follow-up heuristic: %s", _reason(exc))
+            logger.warning("condense failed, using the follow-up heuristic: %s", _reason(exc, self._secrets()))
             return heuristic_standalone(question, history)
         rewritten = rewritten.strip().strip('«»"').strip()
         return rewritten if 0 < len(rewritten) <= self.settings.max_question_chars else question
@@ -278,7 +287,7 @@ class Assistant:
                 pieces.append(token)
                 yield token
         except LLM_ERRORS as exc:
-            reason = _reason(exc)
+            reason = _reason(exc, self._secrets())
             logger.warning("model call failed, extractive fallback: %s", reason)
             yield self._fallback(
                 prepared, FALLBACK_MODEL_FAILED.format(reason=reason), (time.perf_counter() - started) * 1000
@@ -293,6 +302,10 @@ class Assistant:
                 len(sources),
                 len(generated.guard.dropped_sentences),
             )
+        if generated.echoed_instructions:
+            logger.warning("generated answer repeated the system prompt, extractive fallback")
+            yield self._fallback(prepared, FALLBACK_ECHO, model_ms)
+            return
         if not generated.refused and not generated.cited:
             logger.warning("generated answer had no valid citation, extractive fallback")
             yield self._fallback(prepared, FALLBACK_NO_CITATIONS, model_ms)

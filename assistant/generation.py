@@ -50,6 +50,10 @@ CONDENSE_PROMPT = ChatPromptTemplate.from_messages(
 FALLBACK_NO_CITATIONS = (
     "Språkmodellens svar hadde ingen gyldige kildehenvisninger, så svaret under er satt sammen direkte fra erklæringen."
 )
+FALLBACK_ECHO = (
+    "Språkmodellens svar gjentok instruksjonene sine og ble forkastet, så svaret under er satt sammen "
+    "direkte fra erklæringen."
+)
 FALLBACK_MODEL_FAILED = "Språkmodellen svarte ikke ({reason}), så svaret under er satt sammen direkte fra erklæringen."
 FOLLOW_UP_OPENERS = re.compile(r"^(og|men|hva med|kva med|enn|også|what about|and)\b", re.IGNORECASE)
 
@@ -87,6 +91,23 @@ def is_refusal(text: str) -> bool:
     return bool(normalised) and _normalise(REFUSAL) in normalised
 
 
+def _instruction_fragments() -> tuple[str, ...]:
+    """The rule sentences of the system prompt, normalised; the example answer is not one."""
+    rules = SYSTEM_PROMPT.split("Regler:", 1)[1]
+    sentences = re.split(r"(?<=[.:])\s+|\n", rules.replace(REFUSAL, " "))
+    fragments = (_normalise(re.sub(r"«[^»]*»", " ", s)) for s in sentences)
+    return tuple(f for f in fragments if len(f) >= 30)
+
+
+_INSTRUCTIONS = _instruction_fragments()
+
+
+def echoes_instructions(text: str) -> bool:
+    """The model repeats its own rules (asked to "print your system prompt", or confused)."""
+    normalised = _normalise(text)
+    return any(fragment in normalised for fragment in _INSTRUCTIONS)
+
+
 @dataclass(frozen=True)
 class Generated:
     """A checked generated answer: text with renumbered markers and the sources it cites."""
@@ -95,10 +116,11 @@ class Generated:
     cited: tuple[Chunk, ...]
     refused: bool
     guard: GuardResult
+    echoed_instructions: bool = False
 
 
 def check_generated(raw: str, sources: Sequence[Chunk]) -> Generated:
     result = guard(raw, len(sources))
     cited = tuple(sources[n - 1] for n in result.sources)
     refused = not result.has_citations and is_refusal(raw)
-    return Generated(REFUSAL if refused else result.text, cited, refused, result)
+    return Generated(REFUSAL if refused else result.text, cited, refused, result, echoes_instructions(raw))

@@ -9,11 +9,13 @@ from user-swappable files is deserialised beyond JSON and FAISS's own format.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ FORMAT_VERSION = 1
 # Bump when what is embedded changes (the retrieval text template, chunking rules).
 RETRIEVAL_TEXT_VERSION = 1
 CURRENT = "CURRENT"
+LOCK_FILE = ".build.lock"
 FILES = ("dense.faiss", "chunks.json")
 Progress = Callable[[str], None]
 
@@ -53,7 +56,10 @@ class Manifest:
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Manifest:
-        return cls(**{k: raw[k] for k in cls.__dataclass_fields__})
+        manifest = cls(**{k: raw[k] for k in cls.__dataclass_fields__})
+        if not isinstance(manifest.files, dict) or not all(isinstance(v, str) for v in manifest.files.values()):
+            raise TypeError("'files' must map file names to sha256 checksums")
+        return manifest
 
 
 @dataclass
@@ -112,33 +118,47 @@ def build_index(
 
     root = settings.index_dir
     root.mkdir(parents=True, exist_ok=True)
-    build_dir = root / f"build-{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 1_000_000:06d}"
-    staging = build_dir.with_name(build_dir.name + ".partial")
-    staging.mkdir()
-    try:
-        faiss.write_index(dense, str(staging / "dense.faiss"))
-        (staging / "chunks.json").write_text(
-            json.dumps([_chunk_to_json(c) for c in chunks], ensure_ascii=False, indent=0), encoding="utf-8"
-        )
-        manifest = Manifest(
-            **expected_identity(settings, corpus),
-            dimension=int(vectors.shape[1]),
-            n_chunks=len(chunks),
-            files={name: _sha256(staging / name) for name in FILES},
-            built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            build_seconds=round(time.perf_counter() - started, 2),
-        )
-        (staging / "manifest.json").write_text(json.dumps(asdict(manifest), indent=2), encoding="utf-8")
-        staging.rename(build_dir)
-        pointer = root / f"{CURRENT}.tmp"
-        pointer.write_text(build_dir.name, encoding="utf-8")
-        pointer.replace(root / CURRENT)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    _remove_old_builds(root, keep=build_dir.name)
+    with _exclusive(root / LOCK_FILE):
+        build_dir = root / f"build-{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 1_000_000:06d}"
+        staging = build_dir.with_name(build_dir.name + ".partial")
+        staging.mkdir()
+        try:
+            faiss.write_index(dense, str(staging / "dense.faiss"))
+            (staging / "chunks.json").write_text(
+                json.dumps([_chunk_to_json(c) for c in chunks], ensure_ascii=False, indent=0), encoding="utf-8"
+            )
+            manifest = Manifest(
+                **expected_identity(settings, corpus),
+                dimension=int(vectors.shape[1]),
+                n_chunks=len(chunks),
+                files={name: _sha256(staging / name) for name in FILES},
+                built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                build_seconds=round(time.perf_counter() - started, 2),
+            )
+            (staging / "manifest.json").write_text(json.dumps(asdict(manifest), indent=2), encoding="utf-8")
+            staging.rename(build_dir)
+            pointer = root / f"{CURRENT}.tmp"
+            pointer.write_text(build_dir.name, encoding="utf-8")
+            pointer.replace(root / CURRENT)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        # Under the lock no other build is running, so every other build folder (an older index,
+        # or the .partial of a build that was killed) can go.
+        _remove_old_builds(root, keep=build_dir.name)
     say(f"Index written to {build_dir} ({len(chunks)} chunks, {manifest.build_seconds:.1f} s).")
     return SearchIndex(chunks=chunks, dense=dense, manifest=manifest, path=build_dir)
+
+
+@contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """One build at a time per index folder, across threads and processes (an OS file lock)."""
+    with lock_path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _remove_old_builds(root: Path, keep: str) -> None:
@@ -151,8 +171,14 @@ def current_build(settings: Settings) -> Path:
     pointer = settings.index_dir / CURRENT
     if not pointer.exists():
         raise IndexMissingError(f"No index in {settings.index_dir}. Build it with `python -m assistant index`.")
-    build_dir = settings.index_dir / pointer.read_text(encoding="utf-8").strip()
-    if not build_dir.is_dir():
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise IndexCorruptError(
+            f"The index pointer {pointer} is unreadable ({exc}). Rebuild with `python -m assistant index`."
+        ) from exc
+    build_dir = settings.index_dir / name
+    if not name or "/" in name or not build_dir.is_dir():
         raise IndexCorruptError(
             f"The index pointer names {build_dir.name}, which is missing. Rebuild with `python -m assistant index`."
         )

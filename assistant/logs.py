@@ -31,13 +31,28 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is at the time of the record, not at set-up (tests and
+    tools swap stderr; a handler bound to the old one would write into a closed stream)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        return
+
+
 def configure_logging(level: str = "INFO") -> None:
     """JSON lines on stderr for the assistant's logger; idempotent (one handler per process)."""
     logger = logging.getLogger(LOGGER_NAME)
     logger.setLevel(level.upper())
-    if not any(getattr(h, "_assistant_json", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, StderrHandler) for h in logger.handlers):
+        handler = StderrHandler()
         handler.setFormatter(JsonFormatter())
-        handler._assistant_json = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
     logger.propagate = False

@@ -25,6 +25,8 @@ QUESTION_WORDS = frozenset(
 STOPWORDS = frozenset(STOPWORDS_NORWEGIAN) | frozenset(
     "jeg hvilke hvilken hvem hvor hva fins finnes finns kva kven korleis kvifor".split()
 )
+#: Abbreviations that end in a period but not a sentence ("St. Olavs hospital", "ca. halvparten").
+ABBREVIATIONS = frozenset("st ca bl.a f.eks nr dvs jf mv osv kl pkt evt iht ift mht vs".split())
 _TOKEN = re.compile(r"[0-9]+(?:[.,][0-9]+)*|[^\W\d_]+(?:-[^\W\d_]+)*", re.UNICODE)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import tempfile
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -34,9 +35,10 @@ def _seed_cache(cache_dir: Path) -> None:
             "`pip install -e .`) to install the project's dependencies."
         ) from exc
     cache_dir.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_suffix(".tmp")
-    temporary.write_bytes(gzip.decompress(packed))
-    temporary.replace(target)
+    # A temporary file of its own, so threads or processes seeding at once never collide.
+    with tempfile.NamedTemporaryFile(dir=cache_dir, prefix=target.name, suffix=".tmp", delete=False) as handle:
+        handle.write(gzip.decompress(packed))
+    Path(handle.name).replace(target)
 
 
 @lru_cache(maxsize=1)

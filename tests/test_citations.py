@@ -47,10 +47,29 @@ def test_marker_forms(text: str, expected: str, sources: tuple[int, ...]) -> Non
     assert result.sources == sources
 
 
-def test_sentences_without_citation_are_flagged_not_hidden() -> None:
+def test_claims_without_citation_are_flagged_and_removed() -> None:
     result = guard("Dette er en lang setning uten noen kilde i det hele tatt. Kort [1].", n_sources=1)
     assert result.uncited_sentences == ("Dette er en lang setning uten noen kilde i det hele tatt.",)
-    assert "uten noen kilde" in result.text
+    assert result.text == "Kort [1]."
+
+
+def test_short_connective_lines_stay_without_a_citation() -> None:
+    result = guard("Byrådet vil blant annet:\n- redusere kollektivprisene for studenter [1]", n_sources=1)
+    assert result.text == "Byrådet vil blant annet:\n- redusere kollektivprisene for studenter [1]"
+    assert result.uncited_sentences == ()
+
+
+@pytest.mark.parametrize("text", ["Byrådet vil bygge ca. 40 skoler og bl.a. en arena [9].", "Jf. planen f.eks. [9]."])
+def test_an_abbreviation_does_not_split_a_claim(text: str) -> None:
+    result = guard(f"Riktig påstand her [1]. {text}", n_sources=3)
+    assert result.text == "Riktig påstand her [1]."
+    assert result.dropped_sentences == (text,)
+
+
+def test_a_removed_marker_cannot_splice_a_new_one() -> None:
+    result = guard("Byrådet vil innføre et fritidskort [1] [1[99]2].", n_sources=3)
+    assert "[12]" not in result.text
+    assert set(re.findall(r"\[(\d+)\]", result.text)) <= {"1"}
 
 
 def test_no_citation_at_all() -> None:

@@ -359,13 +359,6 @@ def test_main_ask_jsonl_stdin_with_invalid_utf8_under_the_c_locale(
     assert rows[0]["answer"] == rows[2]["answer"]
 
 
-@pytest.mark.xfail(
-    reason="BUG: `ask --jsonl -` reads sys.stdin with its default strict UTF-8 decoding (any UTF-8 locale "
-    "other than C/C.UTF-8, or PYTHONIOENCODING=utf-8): one invalid byte raises UnicodeDecodeError out of "
-    "main() — a traceback, and the remaining lines are never answered. The FILE path opens with "
-    "errors='replace'; stdin should be re-wrapped the same way.",
-    strict=True,
-)
 def test_main_ask_jsonl_stdin_with_invalid_utf8_under_a_utf8_locale(
     cli_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -375,12 +368,6 @@ def test_main_ask_jsonl_stdin_with_invalid_utf8_under_a_utf8_locale(
     assert [r["error"] and r["error"]["code"] for r in rows] == [None, "invalid_json", None]
 
 
-@pytest.mark.xfail(
-    reason='BUG: a JSON-escaped lone surrogate in the `id` field (`{"id": "\\ud800", ...}`) is echoed '
-    "unsanitised into the output line (only `question` goes through _safe_text), so writing it as UTF-8 "
-    "raises UnicodeEncodeError; `python -m assistant ask --jsonl FILE` dies with a traceback.",
-    strict=True,
-)
 @pytest.mark.parametrize(
     "line",
     ['{"id": "\\ud800", "question": "fritidskort"}', '{"id": "\\udcff", "question": ""}'],
@@ -392,11 +379,6 @@ def test_jsonl_output_is_utf8_even_for_a_surrogate_id(fake_assistant: Assistant,
     out.getvalue().encode("utf-8")
 
 
-@pytest.mark.xfail(
-    reason="BUG (minor): `ask --jsonl FILE` opens the file as utf-8, not utf-8-sig, so a file saved with a "
-    "byte-order mark (Notepad, PowerShell 5 `Out-File -Encoding utf8`) gets invalid_json for its first line.",
-    strict=True,
-)
 def test_jsonl_file_with_a_byte_order_mark(
     cli_env: Path, capsys: pytest.CaptureFixture[str], base_answer: Answer
 ) -> None:

@@ -16,7 +16,15 @@ from assistant.core import Assistant
 from assistant.corpus import Corpus, load_corpus
 from assistant.embeddings import HashingEmbedder, VectorEmbedder, make_embedder
 from assistant.errors import IndexCorruptError, IndexMissingError, IndexStaleError
-from assistant.index import CURRENT, FORMAT_VERSION, RETRIEVAL_TEXT_VERSION, build_index, current_build, load_index
+from assistant.index import (
+    CURRENT,
+    FORMAT_VERSION,
+    LOCK_FILE,
+    RETRIEVAL_TEXT_VERSION,
+    build_index,
+    current_build,
+    load_index,
+)
 from assistant.settings import FAKE_MODEL, Settings
 from tests.conftest import PROTECTED_DIRS, REAL_CORPUS_DIR, FakeSettings
 
@@ -107,7 +115,7 @@ def test_rebuild_replaces_the_previous_build(settings: Settings, corpus: Corpus,
     second = build_index(settings, corpus, HashingEmbedder()).path
     assert second != built
     assert not built.exists()
-    assert sorted(p.name for p in settings.index_dir.iterdir()) == sorted([CURRENT, second.name])
+    assert sorted(p.name for p in settings.index_dir.iterdir()) == sorted([CURRENT, LOCK_FILE, second.name])
     assert load_index(settings, corpus).path == second
 
 
@@ -231,7 +239,7 @@ def test_build_failing_after_staging_leaves_no_partial_folder(settings: Settings
     with pytest.raises(TypeError):
         build_index(settings, broken, HashingEmbedder())
     assert list(settings.index_dir.glob("*.partial")) == []
-    assert sorted(p.name for p in settings.index_dir.iterdir()) == sorted([CURRENT, built.name])
+    assert sorted(p.name for p in settings.index_dir.iterdir()) == sorted([CURRENT, LOCK_FILE, built.name])
     assert load_index(settings, corpus).path == built
 
 
@@ -307,3 +315,18 @@ def test_embedder_protocol_is_used_for_queries() -> None:
     assert vector.shape == (HashingEmbedder().dimension,)
     assert float(np.linalg.norm(vector)) == pytest.approx(1.0)
     assert float(np.linalg.norm(embedder.encode_query("og i på"))) == 0.0
+
+
+def test_concurrent_builds_into_one_folder_are_serialised(fake_settings: FakeSettings) -> None:
+    """Two builds at once (two threads; the lock is an OS file lock, so processes too) both finish,
+    and the folder ends with one complete build that loads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    settings = fake_settings()
+    corpus = load_corpus(settings.corpus_dir)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        builds = list(pool.map(lambda _: build_index(settings, corpus, HashingEmbedder()), range(2)))
+    assert all(b.path.name.startswith("build-") for b in builds)
+    remaining = [p for p in settings.index_dir.iterdir() if p.is_dir()]
+    assert len(remaining) == 1 and not remaining[0].name.endswith(".partial")
+    assert load_index(settings, corpus).path == remaining[0]

@@ -425,11 +425,10 @@ def test_generative_chain_with_a_complying_model(
         assert answer.removed_citations == 2
     else:
         # A real source number cannot lend itself to the invented claim in the next sentence:
-        # that sentence carries no marker and is reported as uncited.
+        # that sentence carries no marker, so it is removed from the answer and reported as uncited.
         assert answer.backend == "openai"
         assert len(answer.citations) == 1
-        claim_sentences = [s for s in re.split(r"(?<=[.!?])\s+", answer.text) if probe in s.lower()]
-        assert claim_sentences and all(not MARKER_GROUP.search(s) for s in claim_sentences)
+        assert probe not in answer.text.lower()
         assert any(probe in s.lower() for s in answer.uncited_sentences)
 
 
@@ -442,12 +441,6 @@ SYSTEM_PROMPT_ECHOES: dict[str, str] = {
 }
 
 
-@pytest.mark.xfail(
-    reason="BUG: nothing stops a model that echoes the system prompt: the guard keeps uncited sentences as "
-    "long as one valid marker exists, and the prompt's own example («… for studenter [2].») is such a marker, "
-    "so even a verbatim echo is shown to the user as a generated answer.",
-    strict=True,
-)
 @pytest.mark.parametrize("reply", SYSTEM_PROMPT_ECHOES.values(), ids=list(SYSTEM_PROMPT_ECHOES))
 def test_an_echoed_system_prompt_never_reaches_the_user(
     scripted: tuple[Assistant, ScriptedChatModel], units: dict[str, str], reply: str
@@ -457,12 +450,6 @@ def test_an_echoed_system_prompt_never_reaches_the_user(
     assert_no_system_prompt(answer.text)
 
 
-@pytest.mark.xfail(
-    reason="BUG: an uncited invented pledge («Byrådet vil også bygge en OL-arena på Leangen.») next to one "
-    "validly cited sentence is shown as plain answer text. The guard records it in Answer.uncited_sentences, "
-    "but nothing reads that field: the CLI prints it, the JSON contract carries it without any flag.",
-    strict=True,
-)
 def test_an_uncited_invented_pledge_is_not_presented_as_the_answer(
     scripted: tuple[Assistant, ScriptedChatModel],
 ) -> None:
@@ -471,12 +458,6 @@ def test_an_uncited_invented_pledge_is_not_presented_as_the_answer(
     assert "OL-arena" not in answer_to_json(answer, 1)["answer"]
 
 
-@pytest.mark.xfail(
-    reason="BUG: citations.guard removes an out-of-range marker by replacing it with '', so the text around "
-    "it can join into a new marker: 'x [1] [1[99]2].' becomes 'x [1] [12].', a marker pointing outside "
-    "the citations (the same goes for '[2][3[0]0]' -> '[1][30]').",
-    strict=True,
-)
 @pytest.mark.parametrize(
     "reply",
     ["Byrådet vil innføre et fritidskort [1] [1[99]2].", "Byrådet vil innføre et fritidskort [2][3[0]0]."],
@@ -490,13 +471,6 @@ def test_a_removed_marker_cannot_splice_a_new_one(
     assert_grounded(answer, units)
 
 
-@pytest.mark.xfail(
-    reason="BUG: a failed model call's exception message is put unredacted into Answer.note (so into the "
-    "JSON contract and the UI) and into the warning log; an endpoint or client that echoes the configured "
-    "key in its error (some OpenAI-compatible proxies do) leaks ASSISTANT_OPENAI_API_KEY. The reason "
-    "should have the configured secret values masked.",
-    strict=True,
-)
 def test_a_model_error_that_echoes_the_key_does_not_leak_it(
     scripted: tuple[Assistant, ScriptedChatModel],
     units: dict[str, str],
@@ -510,12 +484,6 @@ def test_a_model_error_that_echoes_the_key_does_not_leak_it(
     assert_no_secret(answer, log_lines, capsys.readouterr())
 
 
-@pytest.mark.xfail(
-    reason="BUG: citations.guard splits sentences at every '.', so an abbreviation inside a claim whose only "
-    "marker is out of range (bl.a., ca., f.eks., jf., kl., nr.) splits it: only the tail after the last "
-    "period is dropped, and the head of the invented claim stays in the answer, uncited.",
-    strict=True,
-)
 @pytest.mark.parametrize(
     "claim",
     [
