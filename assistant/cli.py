@@ -20,6 +20,7 @@ from assistant.errors import (
     IndexStaleError,
     InvalidQuestionError,
 )
+from assistant.index import load_index
 from assistant.logs import configure_logging
 from assistant.settings import PROJECT_ROOT, Settings, load_settings
 from assistant.types import Answer
@@ -188,8 +189,10 @@ def _cmd_search(assistant: Assistant, args: argparse.Namespace) -> int:
 def _cmd_index(assistant: Assistant, args: argparse.Namespace) -> int:
     started = time.perf_counter()
     if args.if_needed:
+        # The files, checksums, corpus and model name are checked without loading the model
+        # (seconds saved on every `make run`); the vector size is checked on the first question.
         try:
-            index = assistant.load_existing_index()
+            index = load_index(assistant.settings, assistant.corpus)
         except (IndexMissingError, IndexStaleError, IndexCorruptError) as problem:
             print(f"{problem} Building it now.", file=sys.stderr)
         else:

@@ -130,7 +130,7 @@ def stream_pieces(markdown: str) -> list[str]:
     return _PIECE.findall(markdown)
 
 
-def stream_delay(n_pieces: int, *, per_piece: float = 0.015, total: float = 0.8) -> float:
+def stream_delay(n_pieces: int, *, per_piece: float = 0.01, total: float = 0.4) -> float:
     """Seconds between pieces: a brisk typewriter that never takes longer than `total`."""
     if n_pieces <= 0:
         return 0.0
