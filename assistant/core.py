@@ -82,7 +82,6 @@ class Assistant:
         self._lock = threading.Lock()
         self._corpus: Corpus | None = None
         self._embedder: VectorEmbedder | None = None
-        self._index: SearchIndex | None = None
         self._searcher: HybridSearcher | None = None
         self._terms: TermIndex | None = None
         self._texts: dict[str, str] | None = None
@@ -126,11 +125,10 @@ class Assistant:
             return index
 
     def _install(self, index: SearchIndex) -> None:
-        self._index = index
         self._searcher = HybridSearcher(index, self.embedder, bm25_weight=self.settings.bm25_weight)
         self._terms = TermIndex(index.chunks, index.decompounder)
 
-    def load_existing_index(self) -> SearchIndex:
+    def _load_checked(self) -> SearchIndex:
         """The index on disk, checked against the corpus, the model and its own checksums."""
         index = load_index(self.settings, self.corpus)
         if self.embedder.dimension != index.manifest.dimension:
@@ -144,7 +142,7 @@ class Assistant:
         with self._lock:
             if self._searcher is None:
                 try:
-                    self._install(self.load_existing_index())
+                    self._install(self._load_checked())
                 except (IndexMissingError, IndexStaleError, IndexCorruptError) as problem:
                     if not self.settings.auto_build_index:
                         raise
