@@ -12,7 +12,7 @@ import numpy as np
 from assistant.errors import InvalidQuestionError
 from assistant.relevance import Calibration, QueryWord, TermIndex, has_summary_intent
 from assistant.retrieval import Scored
-from assistant.text import content_terms
+from assistant.text import content_terms, looks_english
 from assistant.types import Chunk, Citation
 
 REFUSAL = "Leangen-erklæringen sier ikke noe om dette, så jeg kan ikke svare på det ut fra plattformen."
@@ -158,7 +158,10 @@ def select(
     heading = select_heading(question, query, chunks, terms)
     if heading:
         return Selection(tuple(chunks[i] for i in heading), False, (), "section", answerability)
-    if answerability < calibration.threshold:
+    # A question none of whose words the platform uses (and that is not English, where no
+    # Norwegian word could match) is about something the platform does not mention.
+    unknown_topic = bool(query) and terms.known_share(query) == 0.0 and not looks_english(question)
+    if answerability < calibration.threshold or unknown_topic:
         related = tuple(chunks[i] for i in candidates[:3])
         return Selection((), True, related, "refused", answerability)
     topic = select_topic(question, query, chunks, terms)

@@ -307,16 +307,19 @@ def check_thresholds(overall: dict[str, Any], thresholds: dict[str, dict[str, fl
 # --- calibration -----------------------------------------------------------------------------
 
 
-def _pick_threshold(scores: Sequence[float], answerable: Sequence[bool], forced: Sequence[bool]) -> tuple[float, float]:
+def _pick_threshold(
+    scores: Sequence[float], answerable: Sequence[bool], forced: Sequence[bool], refused_anyway: Sequence[bool]
+) -> tuple[float, float]:
     """Threshold that refuses the most unanswerable questions while refusing at most 5 % of the
-    answerable ones; returns (cost, threshold). `forced` marks questions answered regardless."""
+    answerable ones; returns (cost, threshold). `forced` marks questions answered regardless (a
+    named section), `refused_anyway` those refused whatever the threshold (an unknown topic)."""
     values = sorted(set(scores))
     cuts = [values[0] - 1.0, *((a + b) / 2 for a, b in pairwise(values)), values[-1] + 1.0]
     n_answerable = max(1, sum(answerable))
     n_unanswerable = max(1, len(answerable) - sum(answerable))
     best: tuple[float, float] | None = None
     for cut in cuts:
-        refused = [s < cut and not f for s, f in zip(scores, forced, strict=True)]
+        refused = [(s < cut or r) and not f for s, f, r in zip(scores, forced, refused_anyway, strict=True)]
         wrongly_refused = sum(r for r, a in zip(refused, answerable, strict=True) if a) / n_answerable
         wrongly_answered = sum(not r for r, a in zip(refused, answerable, strict=True) if not a) / n_unanswerable
         cost = wrongly_answered + (10.0 if wrongly_refused > 0.05 else 0.0) + wrongly_refused
@@ -353,7 +356,10 @@ def calibrate(assistant: Assistant, questions: Path, *, split: str, write: bool)
             assistant.with_calibration(probe)
             selections = [assistant.select(r) for r in retrieved]
             cost, cut = _pick_threshold(
-                [s.answerability for s in selections], answerable, [s.mode == "section" for s in selections]
+                [s.answerability for s in selections],
+                answerable,
+                [s.mode == "section" for s in selections],
+                [s.refused for s in selections],
             )
             if best is None or cost < best[0] - 1e-9:
                 best = (cost, weight, known_weight, cut)

@@ -52,6 +52,17 @@ def words(text: str) -> list[str]:
     return out
 
 
+_ENGLISH_FUNCTION_WORDS = frozenset(
+    "the what will does is are about of how why which who council city there this that with be would should "
+    "could any their they has have been".split()
+)
+
+
+def looks_english(text: str) -> bool:
+    """Two or more English function words: lexical matching against Norwegian text cannot apply."""
+    return sum(1 for word in words(text) if word in _ENGLISH_FUNCTION_WORDS) >= 2
+
+
 def stem(word: str) -> str:
     return str(_stemmer().stemWord(word))
 

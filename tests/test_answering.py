@@ -299,3 +299,41 @@ def test_ask_with_forced_refusal_returns_the_refusal(fake_settings: FakeSettings
     assert answer.citations == ()
     assert len(answer.related) == 3
     assert len(answer.retrieved) == 10
+
+
+@pytest.mark.parametrize(
+    ("question", "refused"),
+    [
+        ("hundeparker", True),
+        ("Hva mener byrådet om NATO?", True),
+        ("What will the council do about NATO?", False),  # English: no Norwegian word could match
+        ("fritidskort", False),
+    ],
+)
+def test_a_question_none_of_whose_words_the_platform_uses_is_refused(
+    fake_assistant: Assistant, question: str, refused: bool
+) -> None:
+    from dataclasses import replace
+
+    from assistant.answering import select
+
+    _, terms = fake_assistant._ensure_index()
+    retrieved = fake_assistant.retrieve(question)
+    never_by_threshold = replace(fake_assistant.calibration, threshold=float("-inf"))
+    selection = select(
+        question,
+        retrieved.scored,
+        [int(i) for i in retrieved.ranked],
+        fake_assistant.index.chunks,
+        terms,
+        never_by_threshold,
+    )
+    assert selection.refused is refused
+
+
+def test_looks_english() -> None:
+    from assistant.text import looks_english
+
+    assert looks_english("What will the council do about cycling?")
+    assert not looks_english("Hva vil byrådet gjøre med sykkel?")
+    assert not looks_english("Jeg er 23 og studerer")
