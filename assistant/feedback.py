@@ -11,6 +11,7 @@ import csv
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -138,7 +139,18 @@ class FeedbackStore:
             if self._ready:
                 return
             # WAL is a property of the database file: set once, every later connection uses it.
-            connection.execute("PRAGMA journal_mode = WAL")
+            # Switching to it needs a moment alone with the file, and SQLite answers "database is
+            # locked" at once instead of waiting when several processes create the file together.
+            deadline = time.monotonic() + BUSY_TIMEOUT_S
+            while True:
+                try:
+                    if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                        connection.execute("PRAGMA journal_mode = WAL")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.02)
             connection.execute("PRAGMA synchronous = NORMAL")
             connection.execute(_SCHEMA)
             connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
