@@ -300,12 +300,17 @@ def _count_points(n: int) -> str:
 def context_markdown(window: ContextWindow) -> str:
     """The neighbours as a list, the cited unit highlighted; «…» where more of the section follows."""
     head = f"*{escape_markdown(heading_path(window.unit))}*"
-    if any(u.kind == "pledge" for u in window.units):
+    starts_with_pledge = window.units[0].kind == "pledge"
+    if starts_with_pledge:
         head += " — Byrådet vil:"
     lines = [head, ""]
     if window.hidden_before:
         lines.append(f"- *… {_count_points(window.hidden_before)} før*")
-    lines.extend(_context_line(u, highlighted=i == window.target) for i, u in enumerate(window.units))
+    # The section's prose comes first; the pledges are the list under «Byrådet vil:» after it.
+    for i, unit in enumerate(window.units):
+        if unit.kind == "pledge" and i > 0 and window.units[i - 1].kind == "passage":
+            lines += ["", "Byrådet vil:", ""]
+        lines.append(_context_line(unit, highlighted=i == window.target))
     if window.hidden_after:
         lines.append(f"- *… {_count_points(window.hidden_after)} etter*")
     return "\n".join(lines)

@@ -257,12 +257,12 @@ def test_chat_answers_with_citations_in_a_real_browser(server: Server, browser: 
         # Opening the source shows the pledge highlighted in its context.
         sources.first.click()
         details = message.locator('[data-testid="stExpanderDetails"]').first
-        details.get_by_text("sitert").wait_for(timeout=10_000)
+        details.get_by_text("sitert").wait_for(timeout=ANSWER_TIMEOUT_MS)
         assert "Byrådet vil:" in details.inner_text()
 
         # Thumbs up is stored in SQLite.
         message.get_by_role("radio", name="Thumbs up").click()
-        message.get_by_placeholder("Hva var bra, eller hva manglet?").wait_for(timeout=10_000)
+        message.get_by_placeholder("Hva var bra, eller hva manglet?").wait_for(timeout=ANSWER_TIMEOUT_MS)
         deadline = time.monotonic() + 10
         rows: list[tuple[int, str]] = []
         while time.monotonic() < deadline and not rows:
@@ -309,7 +309,7 @@ def test_pledge_browser_in_a_real_browser(server: Server, browser: BrowserContex
         expect(first_card.locator('[data-testid="stCode"]')).to_contain_text(
             "Leangen-erklæringen, Helse og eldre › Fastlegeordningen"
         )
-        page.get_by_role("button", name="CSV").wait_for(timeout=10_000)
+        page.get_by_role("button", name="CSV").wait_for(timeout=ANSWER_TIMEOUT_MS)
         search.fill("")
         search.press("Enter")
         page.get_by_text("285 av 285 løfter").wait_for(timeout=ANSWER_TIMEOUT_MS)

@@ -275,7 +275,11 @@ def test_context_markdown_marks_only_the_cited_pledge(context: ui.ContextIndex) 
     assert len(highlighted) == 1
     assert "sitert" in highlighted[0]
     assert "tverrfaglige fastlegekontor" in _unescape(highlighted[0])
-    assert markdown.startswith("*Helse og eldre › Fastlegeordningen* — Byrådet vil:")
+    # The section's prose first, then its pledges under «Byrådet vil:».
+    assert markdown.startswith("*Helse og eldre › Fastlegeordningen*\n")
+    prose, pledges = markdown.split("\nByrådet vil:\n")
+    assert "mangel på fastleger" in _unescape(prose)
+    assert "tverrfaglige fastlegekontor" in _unescape(pledges)
     assert "punkt" not in markdown  # the whole (short) section is shown
 
 
