@@ -378,9 +378,13 @@ def sidebar(res: ui.Resources) -> None:
             f"Svarer ut fra **{ui.escape_markdown(res.title)}** ({len(res.pledges)} løfter), "
             "byrådsplattformen for Trondheim 2024–2027."
         )
+        how = (
+            "Svarene er sitater fra erklæringen, ikke tolkninger."
+            if not res.assistant.generative
+            else "Svarene skrives av en språkmodell ut fra erklæringen; hver påstand har en kilde."
+        )
         st.caption(
-            "Svarene er sitater fra erklæringen, ikke tolkninger. Tallene i svaret viser til kildene "
-            "under, og kildene kan åpnes for å se løftet i sammenheng."
+            f"{how} Tallene i svaret viser til kildene under, og kildene kan åpnes for å se løftet i sammenheng."
         )
         st.caption(f"Korpusversjon `{res.corpus_version}` · metode: {res.assistant.settings.backend}")
 
