@@ -154,6 +154,7 @@ def select(
         standout(scored.dense)
         + calibration.answer_coverage_weight * max(coverage.values(), default=0.0)
         + calibration.answer_known_weight * terms.known_share(query)
+        + calibration.answer_view_weight * scored.best_view
     )
     heading = select_heading(question, query, chunks, terms)
     if heading:

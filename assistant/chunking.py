@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from assistant.text import ABBREVIATIONS
-from assistant.types import Chunk, Unit
+from assistant.types import Chunk, Expansion, Unit
 
 TokenCounter = Callable[[str], int]
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-ZÆØÅ0-9«\"“])")
@@ -62,10 +62,23 @@ def _pieces(text: str, max_tokens: int, count: TokenCounter) -> list[str]:
     return _pack(sentences, max_tokens, count)
 
 
-def chunk_units(units: Iterable[Unit], max_tokens: int, count: TokenCounter) -> list[Chunk]:
+def search_terms(expansion: Expansion | None) -> str:
+    """The expansion words the lexical leg searches beside the unit's own."""
+    if expansion is None:
+        return ""
+    return " ".join((*expansion.terms, *expansion.queries))
+
+
+def chunk_units(
+    units: Iterable[Unit],
+    max_tokens: int,
+    count: TokenCounter,
+    expansions: Mapping[str, Expansion] | None = None,
+) -> list[Chunk]:
     chunks: list[Chunk] = []
     for unit in units:
         pieces = [unit.text] if unit.kind == "pledge" else _pieces(unit.text, max_tokens, count)
+        extra = search_terms((expansions or {}).get(unit.id))
         for index, piece in enumerate(pieces, start=1):
             chunks.append(
                 Chunk(
@@ -80,6 +93,7 @@ def chunk_units(units: Iterable[Unit], max_tokens: int, count: TokenCounter) -> 
                     doc_id=unit.doc_id,
                     number=unit.number,
                     n_tokens=count(piece),
+                    search_terms=extra,
                 )
             )
     return chunks

@@ -85,7 +85,7 @@ class Assistant:
         self._searcher: HybridSearcher | None = None
         self._terms: TermIndex | None = None
         self._texts: dict[str, str] | None = None
-        self._calibration = Calibration.load()
+        self._calibration = Calibration.load(embedding_model=settings.embedding_model)
         if settings.refusal_threshold is not None:
             self._calibration = replace(self._calibration, threshold=settings.refusal_threshold)
         # A chat model can be injected (tests, notebooks); otherwise the settings choose one.
@@ -125,7 +125,12 @@ class Assistant:
             return index
 
     def _install(self, index: SearchIndex) -> None:
-        self._searcher = HybridSearcher(index, self.embedder, bm25_weight=self.settings.bm25_weight)
+        self._searcher = HybridSearcher(
+            index,
+            self.embedder,
+            bm25_weight=self.settings.bm25_weight,
+            expansion_weight=self.settings.expansion_weight,
+        )
         self._terms = TermIndex(index.chunks, index.decompounder)
 
     def _load_checked(self) -> SearchIndex:

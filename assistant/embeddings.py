@@ -33,6 +33,12 @@ class VectorEmbedder(Embeddings):
     def encode_query(self, text: str) -> np.ndarray:
         raise NotImplementedError
 
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Many questions at once (the search expansions), as a float32 matrix."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.stack([self.encode_query(t) for t in texts])
+
     @property
     def dimension(self) -> int:
         raise NotImplementedError
@@ -86,17 +92,25 @@ class SentenceTransformerEmbedder(VectorEmbedder):
                     ) from exc
             return self._model
 
-    def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
+    def _encode(self, texts: Sequence[str], prompt: str) -> np.ndarray:
         model = self._loaded()
         show = self._progress is not None and len(texts) > self._batch_size
         vectors = model.encode(
-            [self._passage_prompt + t for t in texts],
+            [prompt + t for t in texts],
             batch_size=self._batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=show,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self._passage_prompt)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return self._encode(texts, self._query_prompt)
 
     def encode_query(self, text: str) -> np.ndarray:
         vector = self._loaded().encode([self._query_prompt + text], normalize_embeddings=True, convert_to_numpy=True)[0]

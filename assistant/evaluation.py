@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -330,6 +331,8 @@ def _pick_threshold(
 
 
 MIN_CITATION_PRECISION = 0.85
+#: Candidate weights of the closest-expansion cosine (cosines differ by hundredths, z by units).
+VIEW_WEIGHTS = (0.0, 10.0, 20.0, 30.0, 45.0, 60.0)
 
 
 def _citation_objective(precisions: Sequence[float], recalls: Sequence[float]) -> float:
@@ -347,24 +350,34 @@ def calibrate(assistant: Assistant, questions: Path, *, split: str, write: bool)
     retrieved = [assistant.retrieve(item["question"]) for item in items]
     answerable = [bool(item.get("answerable", bool(item.get("gold")))) for item in items]
     base = assistant.calibration
-    best: tuple[float, float, float, float] | None = None
-    for weight in [w / 4 for w in range(0, 17)]:
-        for known_weight in [k / 2 for k in range(0, 9)]:
-            probe = replace(
-                base, answer_coverage_weight=weight, answer_known_weight=known_weight, threshold=float("-inf")
-            )
-            assistant.with_calibration(probe)
-            selections = [assistant.select(r) for r in retrieved]
-            cost, cut = _pick_threshold(
-                [s.answerability for s in selections],
-                answerable,
-                [s.mode == "section" for s in selections],
-                [s.refused for s in selections],
-            )
-            if best is None or cost < best[0] - 1e-9:
-                best = (cost, weight, known_weight, cut)
+    best: tuple[float, float, float, float, float] | None = None
+    grid = itertools.product([w / 4 for w in range(0, 17)], [k / 2 for k in range(0, 9)], VIEW_WEIGHTS)
+    for weight, known_weight, view_weight in grid:
+        probe = replace(
+            base,
+            answer_coverage_weight=weight,
+            answer_known_weight=known_weight,
+            answer_view_weight=view_weight,
+            threshold=float("-inf"),
+        )
+        assistant.with_calibration(probe)
+        selections = [assistant.select(r) for r in retrieved]
+        cost, cut = _pick_threshold(
+            [s.answerability for s in selections],
+            answerable,
+            [s.mode == "section" for s in selections],
+            [s.refused for s in selections],
+        )
+        if best is None or cost < best[0] - 1e-9:
+            best = (cost, weight, known_weight, view_weight, cut)
     assert best is not None
-    fitted = replace(base, answer_coverage_weight=best[1], answer_known_weight=best[2], threshold=round(best[3], 4))
+    fitted = replace(
+        base,
+        answer_coverage_weight=best[1],
+        answer_known_weight=best[2],
+        answer_view_weight=best[3],
+        threshold=round(best[4], 4),
+    )
     chosen, best_f = fitted, -1.0
     for cite_weight in (0.0, 0.02, 0.05, 0.1):
         for margin in [m / 200 for m in range(0, 11)]:
@@ -388,7 +401,11 @@ def calibrate(assistant: Assistant, questions: Path, *, split: str, write: bool)
                     score = _citation_objective(precisions, recalls)
                     if score > best_f + 1e-9:
                         best_f, chosen = score, candidate
-    chosen = replace(chosen, fitted_on=f"{questions.name} split={split} n={len(items)}")
+    chosen = replace(
+        chosen,
+        fitted_on=f"{questions.name} split={split} n={len(items)}",
+        embedding_model=assistant.settings.embedding_model,
+    )
     assistant.with_calibration(chosen)
     print(json.dumps(chosen.__dict__, indent=2, ensure_ascii=False))
     if write:

@@ -1,9 +1,10 @@
 """Build, save and load the search index: FAISS vectors + chunks (JSON) + manifest. No pickle.
 
 Layout: `index/CURRENT` names the live build folder `index/build-<time>/` holding `dense.faiss`,
-`chunks.json` and `manifest.json`. A build is written to its own folder and `CURRENT` is replaced
-atomically last, so a build that dies half-way leaves the previous index in use. The BM25 leg is
-rebuilt from the chunks at load time (milliseconds for a few hundred chunks), so nothing derived
+`chunks.json`, `views.faiss` + `views.json` (the search expansions' questions, embedded as
+questions, each row owned by a chunk) and `manifest.json`. A build is written to its own folder
+and `CURRENT` is replaced atomically last, so a build that dies half-way leaves the previous index
+in use. The BM25 leg is rebuilt from the chunks at load time (milliseconds for a few hundred chunks), so nothing derived
 from user-swappable files is deserialised beyond JSON and FAISS's own format.
 """
 
@@ -22,6 +23,7 @@ from typing import Any
 
 import bm25s
 import faiss
+import numpy as np
 
 from assistant.chunking import chunk_units
 from assistant.corpus import Corpus
@@ -32,12 +34,12 @@ from assistant.text import Decompounder, corpus_vocabulary
 from assistant.tokens import count_tokens
 from assistant.types import Chunk
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 # Bump when what is embedded changes (the retrieval text template, chunking rules).
 RETRIEVAL_TEXT_VERSION = 1
 CURRENT = "CURRENT"
 LOCK_FILE = ".build.lock"
-FILES = ("dense.faiss", "chunks.json")
+FILES = ("dense.faiss", "chunks.json", "views.faiss", "views.json")
 Progress = Callable[[str], None]
 
 
@@ -47,6 +49,7 @@ class Manifest:
     embedding_model: str
     dimension: int
     corpus_sha256: str
+    expansions_sha256: str
     retrieval_text_version: int
     chunk_max_tokens: int
     n_chunks: int
@@ -70,13 +73,19 @@ class SearchIndex:
     dense: faiss.Index
     manifest: Manifest
     path: Path
+    #: Embedded expansion questions; row r belongs to chunk `view_owner[r]`.
+    views: faiss.Index
+    view_owner: np.ndarray
     bm25: bm25s.BM25 = field(init=False)
     decompounder: Decompounder = field(init=False)
 
     def __post_init__(self) -> None:
         self.decompounder = Decompounder(corpus_vocabulary(c.retrieval_text for c in self.chunks))
         self.bm25 = bm25s.BM25()
-        self.bm25.index([self.decompounder.terms(c.retrieval_text) or [""] for c in self.chunks], show_progress=False)
+        self.bm25.index(
+            [self.decompounder.terms(f"{c.retrieval_text} {c.search_terms}") or [""] for c in self.chunks],
+            show_progress=False,
+        )
 
 
 def _sha256(path: Path) -> str:
@@ -100,6 +109,7 @@ def expected_identity(settings: Settings, corpus: Corpus) -> dict[str, Any]:
         "format_version": FORMAT_VERSION,
         "embedding_model": settings.embedding_model,
         "corpus_sha256": corpus.sha256,
+        "expansions_sha256": corpus.expansions_sha256,
         "retrieval_text_version": RETRIEVAL_TEXT_VERSION,
         "chunk_max_tokens": settings.chunk_max_tokens,
     }
@@ -110,11 +120,26 @@ def build_index(
 ) -> SearchIndex:
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
-    chunks = chunk_units(corpus.units, settings.chunk_max_tokens, lambda text: count_tokens(text, settings.cache_dir))
+    chunks = chunk_units(
+        corpus.units,
+        settings.chunk_max_tokens,
+        lambda text: count_tokens(text, settings.cache_dir),
+        corpus.expansions,
+    )
     say(f"Embedding {len(chunks)} chunks with {embedder.name} …")
     vectors = embedder.encode_passages([c.retrieval_text for c in chunks])
     dense = faiss.IndexFlatIP(vectors.shape[1])
     dense.add(vectors)
+    view_rows: list[dict[str, Any]] = [
+        {"chunk": position, "text": query}
+        for position, chunk in enumerate(chunks)
+        for query in (corpus.expansions[chunk.unit_id].queries if chunk.unit_id in corpus.expansions else ())
+    ]
+    if view_rows:
+        say(f"Embedding {len(view_rows)} search-expansion questions …")
+    views = faiss.IndexFlatIP(vectors.shape[1])
+    if view_rows:
+        views.add(embedder.encode_queries([str(row["text"]) for row in view_rows]))
 
     root = settings.index_dir
     root.mkdir(parents=True, exist_ok=True)
@@ -127,6 +152,8 @@ def build_index(
             (staging / "chunks.json").write_text(
                 json.dumps([_chunk_to_json(c) for c in chunks], ensure_ascii=False, indent=0), encoding="utf-8"
             )
+            faiss.write_index(views, str(staging / "views.faiss"))
+            (staging / "views.json").write_text(json.dumps(view_rows, ensure_ascii=False, indent=0), encoding="utf-8")
             manifest = Manifest(
                 **expected_identity(settings, corpus),
                 dimension=int(vectors.shape[1]),
@@ -147,7 +174,18 @@ def build_index(
         # or the .partial of a build that was killed) can go.
         _remove_old_builds(root, keep=build_dir.name)
     say(f"Index written to {build_dir} ({len(chunks)} chunks, {manifest.build_seconds:.1f} s).")
-    return SearchIndex(chunks=chunks, dense=dense, manifest=manifest, path=build_dir)
+    return SearchIndex(
+        chunks=chunks,
+        dense=dense,
+        manifest=manifest,
+        path=build_dir,
+        views=views,
+        view_owner=_owners(view_rows),
+    )
+
+
+def _owners(view_rows: list[dict[str, Any]]) -> np.ndarray:
+    return np.asarray([int(row["chunk"]) for row in view_rows], dtype=np.int64)
 
 
 @contextmanager
@@ -187,7 +225,13 @@ def current_build(settings: Settings) -> Path:
 
 def read_manifest(build_dir: Path) -> Manifest:
     try:
-        return Manifest.from_json(json.loads((build_dir / "manifest.json").read_text(encoding="utf-8")))
+        raw = json.loads((build_dir / "manifest.json").read_text(encoding="utf-8"))
+        if isinstance(raw, dict) and raw.get("format_version") != FORMAT_VERSION:
+            raise IndexStaleError(
+                f"The index in {build_dir} has format {raw.get('format_version')}, this version reads "
+                f"{FORMAT_VERSION}. Rebuild it with `python -m assistant index`."
+            )
+        return Manifest.from_json(raw)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise IndexCorruptError(
             f"The index manifest in {build_dir} is unreadable ({exc}). Rebuild with `python -m assistant index`."
@@ -220,8 +264,19 @@ def load_index(settings: Settings, corpus: Corpus) -> SearchIndex:
         dense = faiss.read_index(str(build_dir / "dense.faiss"))
         raw_chunks = json.loads((build_dir / "chunks.json").read_text(encoding="utf-8"))
         chunks = [_chunk_from_json(raw) for raw in raw_chunks]
+        views = faiss.read_index(str(build_dir / "views.faiss"))
+        view_owner = _owners(json.loads((build_dir / "views.json").read_text(encoding="utf-8")))
     except (RuntimeError, OSError, ValueError, KeyError, TypeError) as exc:
         raise IndexCorruptError(f"Cannot read the index in {build_dir} ({exc}). Rebuild it.") from exc
-    if dense.ntotal != len(chunks) or dense.d != manifest.dimension:
+    consistent = (
+        dense.ntotal == len(chunks)
+        and dense.d == manifest.dimension
+        and views.ntotal == len(view_owner)
+        and (views.ntotal == 0 or views.d == manifest.dimension)
+        and bool(np.all((view_owner >= 0) & (view_owner < len(chunks))))
+    )
+    if not consistent:
         raise IndexCorruptError(f"The index in {build_dir} is inconsistent. Rebuild it.")
-    return SearchIndex(chunks=chunks, dense=dense, manifest=manifest, path=build_dir)
+    return SearchIndex(
+        chunks=chunks, dense=dense, manifest=manifest, path=build_dir, views=views, view_owner=view_owner
+    )

@@ -45,19 +45,26 @@ _SUMMARY_INTENT = re.compile(
 class Calibration:
     answer_coverage_weight: float = 2.0
     answer_known_weight: float = 0.0
+    answer_view_weight: float = 0.0
     threshold: float = 3.0
     cite_coverage_weight: float = 0.3
     margin: float = 0.05
     max_citations: int = 4
     passage_penalty: float = 0.03
     fitted_on: str = "defaults"
+    #: The embedding model the scores were fitted for ("" = any): cosines are model-specific.
+    embedding_model: str = ""
 
     @classmethod
-    def load(cls, path: Path = CALIBRATION_FILE) -> Calibration:
+    def load(cls, path: Path = CALIBRATION_FILE, *, embedding_model: str | None = None) -> Calibration:
+        """The fitted calibration, or the defaults when it was fitted for another embedding model."""
         if not path.exists():
             return cls()
         raw = json.loads(path.read_text(encoding="utf-8"))
-        return cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k in raw})
+        fitted = cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k in raw})
+        if embedding_model is not None and fitted.embedding_model not in ("", embedding_model):
+            return cls()
+        return fitted
 
     def save(self, path: Path = CALIBRATION_FILE) -> None:
         path.write_text(json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -77,12 +84,14 @@ class TermIndex:
         self.decompounder = decompounder
         self.chunk_terms = [frozenset(decompounder.terms(c.text)) for c in chunks]
         self.heading_terms = [frozenset(decompounder.terms(_heading(c))) for c in chunks]
+        self.expansion_terms = [frozenset(decompounder.terms(c.search_terms)) for c in chunks]
         df: Counter[str] = Counter()
         for terms in self.chunk_terms:
             df.update(terms)
         self._df = df
-        # Headings count as vocabulary too: "fastleggeordningen" must find the section title.
-        self._vocabulary = sorted(set(df).union(*self.heading_terms))
+        # Headings count as vocabulary too: "fastleggeordningen" must find the section title; and
+        # so do the search expansions' words ("legemangel"): the platform speaks of those topics.
+        self._vocabulary = sorted(set(df).union(*self.heading_terms, *self.expansion_terms))
         self._known_terms = frozenset(self._vocabulary)
         self._n = max(len(chunks), 1)
         self.max_idf = math.log(1 + self._n)

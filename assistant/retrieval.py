@@ -1,5 +1,10 @@
 """Hybrid retrieval: dense (FAISS) and BM25 scores fused into one ranking.
 
+The dense score of a chunk mixes two cosines: the question against the chunk's own text, and the
+question against the closest of the chunk's search-expansion questions (written in the words
+residents use: "får ikke lege" for "fastlegeordningen"). On the dev questions a 0.3 share for the
+expansions lifted recall@5 from 0.83 to 0.93 (narrative paraphrases 0.47 → 0.80).
+
 Fusion is a weighted sum: cosine + w · BM25/max(BM25). On the dev questions this beat reciprocal
 rank fusion (recall@5 0.83 vs 0.78, MRR 0.88 vs 0.82): narrative questions ("Jeg har stått uten
 lege…") carry many incidental words, and RRF gives their lexical ranking as much say as the dense
@@ -29,6 +34,8 @@ class Scored:
     dense: np.ndarray
     bm25: np.ndarray
     fused: np.ndarray
+    #: Cosine of the question to the closest search-expansion question (0 without expansions).
+    best_view: float = 0.0
 
 
 def fuse(dense: np.ndarray, bm25: np.ndarray, bm25_weight: float) -> np.ndarray:
@@ -40,22 +47,43 @@ def fuse(dense: np.ndarray, bm25: np.ndarray, bm25_weight: float) -> np.ndarray:
     return dense + bm25_weight * (bm25 / top)
 
 
+def mix_views(text: np.ndarray, view_scores: np.ndarray, owner: np.ndarray, weight: float) -> np.ndarray:
+    """(1 - w) · text cosine + w · best expansion cosine, for chunks that have expansions."""
+    if not len(view_scores) or weight == 0.0:
+        return text
+    best = np.full(len(text), -np.inf)
+    np.maximum.at(best, owner, view_scores)
+    has_views = np.isfinite(best)
+    return np.where(has_views, (1.0 - weight) * text + weight * np.where(has_views, best, 0.0), text)
+
+
 class HybridSearcher:
-    def __init__(self, index: SearchIndex, embedder: VectorEmbedder, *, bm25_weight: float) -> None:
+    def __init__(
+        self, index: SearchIndex, embedder: VectorEmbedder, *, bm25_weight: float, expansion_weight: float = 0.0
+    ) -> None:
         self.index = index
         self.embedder = embedder
         self.bm25_weight = bm25_weight
+        self.expansion_weight = expansion_weight
 
     def score(self, query: str) -> Scored:
         n = len(self.index.chunks)
-        vector = self.embedder.encode_query(query)
+        vector = self.embedder.encode_query(query).reshape(1, -1)
         dense = np.zeros(n, dtype=np.float64)
         if n:
-            scores, ids = self.index.dense.search(vector.reshape(1, -1), n)
+            scores, ids = self.index.dense.search(vector, n)
             dense[ids[0]] = scores[0]
+        n_views = self.index.views.ntotal
+        best_view = 0.0
+        if n_views:
+            scores, ids = self.index.views.search(vector, n_views)
+            view_scores = np.zeros(n_views, dtype=np.float64)
+            view_scores[ids[0]] = scores[0]
+            dense = mix_views(dense, view_scores, self.index.view_owner, self.expansion_weight)
+            best_view = float(view_scores.max())
         terms = self.index.decompounder.terms(query, drop_question_words=True)
         bm25 = np.asarray(self.index.bm25.get_scores(terms), dtype=np.float64) if terms else np.zeros(n)
-        return Scored(dense=dense, bm25=bm25, fused=fuse(dense, bm25, self.bm25_weight))
+        return Scored(dense=dense, bm25=bm25, fused=fuse(dense, bm25, self.bm25_weight), best_view=best_view)
 
     def hits(self, scored: Scored, k: int) -> list[Hit]:
         order = ranking(scored)[:k]

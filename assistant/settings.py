@@ -44,7 +44,14 @@ class Settings(BaseSettings):
 
     retrieve_k: int = Field(10, ge=10, le=100, description="Ranked hits returned per question.")
     bm25_weight: float = Field(
-        0.02, ge=0.0, le=1.0, description="Weight of the BM25 leg (scaled to [0, 1]) added to the cosine score."
+        0.03, ge=0.0, le=1.0, description="Weight of the BM25 leg (scaled to [0, 1]) added to the cosine score."
+    )
+    expansion_weight: float = Field(
+        0.3,
+        ge=0.0,
+        le=1.0,
+        description="Share of a chunk's dense score taken from its closest search-expansion question "
+        "(the rest from the chunk's own text).",
     )
 
     backend: str = Field("extractive", description="Answer backend: extractive (offline default), openai or llamacpp.")

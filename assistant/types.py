@@ -87,6 +87,19 @@ class Document:
 
 
 @dataclass(frozen=True)
+class Expansion:
+    """Search expansions of one unit: questions and words people use for what it says.
+
+    Used only to find the unit (doc2query-style); never shown or quoted, so they need not be
+    verbatim, only faithful.
+    """
+
+    unit_id: str
+    queries: tuple[str, ...]
+    terms: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Chunk:
     """What is indexed: a unit (or a token-bounded piece of a long passage)."""
 
@@ -101,6 +114,8 @@ class Chunk:
     doc_id: str
     number: int
     n_tokens: int
+    #: Extra words for the lexical leg only: the unit's search expansions (never shown).
+    search_terms: str = ""
 
     @property
     def location(self) -> str:

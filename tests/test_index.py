@@ -28,7 +28,7 @@ from assistant.index import (
 from assistant.settings import FAKE_MODEL, Settings
 from tests.conftest import PROTECTED_DIRS, REAL_CORPUS_DIR, FakeSettings
 
-BUILD_FILES = {"dense.faiss", "chunks.json", "manifest.json"}
+BUILD_FILES = {"dense.faiss", "chunks.json", "manifest.json", "views.faiss", "views.json"}
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,11 @@ def test_manifest_fields(settings: Settings, corpus: Corpus, built: Path) -> Non
     assert manifest["retrieval_text_version"] == RETRIEVAL_TEXT_VERSION
     assert manifest["chunk_max_tokens"] == settings.chunk_max_tokens
     assert manifest["n_chunks"] == 343
-    assert manifest["files"] == {name: _sha256(built / name) for name in ("dense.faiss", "chunks.json")}
+    assert manifest["expansions_sha256"] == corpus.expansions_sha256
+    assert len(manifest["expansions_sha256"]) == 64
+    assert manifest["files"] == {
+        name: _sha256(built / name) for name in ("dense.faiss", "chunks.json", "views.faiss", "views.json")
+    }
 
 
 def test_build_layout_and_current_pointer(settings: Settings, built: Path) -> None:
@@ -288,6 +292,7 @@ def test_chunks_json_round_trips_every_field(built: Path) -> None:
         "doc_id",
         "number",
         "n_tokens",
+        "search_terms",
     }
 
 

@@ -389,7 +389,15 @@ def test_no_file_in_the_index_folder_is_a_pickle(broken: Settings) -> None:
         assert not (head[:1] == b"\x80" and len(head) == 2 and 2 <= head[1] <= 5), f"{path} is a pickle"
     # Every file is what the layout says it is (a protocol 0/1 pickle has no magic bytes to check).
     assert sorted(p.relative_to(index_dir).as_posix() for p in files) == sorted(
-        [CURRENT, LOCK_FILE, f"{build}/chunks.json", f"{build}/dense.faiss", f"{build}/manifest.json"]
+        [
+            CURRENT,
+            LOCK_FILE,
+            f"{build}/chunks.json",
+            f"{build}/dense.faiss",
+            f"{build}/manifest.json",
+            f"{build}/views.faiss",
+            f"{build}/views.json",
+        ]
     )
     assert isinstance(json.loads((index_dir / build / "chunks.json").read_text("utf-8")), list)
     assert isinstance(json.loads((index_dir / build / "manifest.json").read_text("utf-8")), dict)
