@@ -62,13 +62,6 @@ def _pieces(text: str, max_tokens: int, count: TokenCounter) -> list[str]:
     return _pack(sentences, max_tokens, count)
 
 
-def search_terms(expansion: Expansion | None) -> str:
-    """The expansion words the lexical leg searches beside the unit's own."""
-    if expansion is None:
-        return ""
-    return " ".join((*expansion.terms, *expansion.queries))
-
-
 def chunk_units(
     units: Iterable[Unit],
     max_tokens: int,
@@ -78,7 +71,7 @@ def chunk_units(
     chunks: list[Chunk] = []
     for unit in units:
         pieces = [unit.text] if unit.kind == "pledge" else _pieces(unit.text, max_tokens, count)
-        extra = search_terms((expansions or {}).get(unit.id))
+        expansion = (expansions or {}).get(unit.id)
         for index, piece in enumerate(pieces, start=1):
             chunks.append(
                 Chunk(
@@ -93,7 +86,8 @@ def chunk_units(
                     doc_id=unit.doc_id,
                     number=unit.number,
                     n_tokens=count(piece),
-                    search_terms=extra,
+                    search_keywords=" ".join(expansion.terms) if expansion else "",
+                    search_questions=" ".join(expansion.queries) if expansion else "",
                 )
             )
     return chunks

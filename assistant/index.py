@@ -34,7 +34,7 @@ from assistant.text import Decompounder, corpus_vocabulary
 from assistant.tokens import count_tokens
 from assistant.types import Chunk
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 # Bump when what is embedded changes (the retrieval text template, chunking rules).
 RETRIEVAL_TEXT_VERSION = 1
 CURRENT = "CURRENT"

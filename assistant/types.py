@@ -114,8 +114,14 @@ class Chunk:
     doc_id: str
     number: int
     n_tokens: int
-    #: Extra words for the lexical leg only: the unit's search expansions (never shown).
-    search_terms: str = ""
+    #: The unit's search expansions (never shown): its synonyms and its residents' questions.
+    search_keywords: str = ""
+    search_questions: str = ""
+
+    @property
+    def search_terms(self) -> str:
+        """Everything the lexical leg searches beside the unit's own words."""
+        return f"{self.search_keywords} {self.search_questions}".strip()
 
     @property
     def location(self) -> str:

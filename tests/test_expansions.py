@@ -227,7 +227,8 @@ def test_views_are_embedded_as_questions_and_owned_by_their_chunk(tmp_path: Path
     rows = json.loads((built.path / "views.json").read_text(encoding="utf-8"))
     assert [r["text"] for r in rows] == FASTLEGE_EXPANSION["queries"]
     fastlege = next(c for c in loaded.chunks if c.unit_id == FASTLEGE_ID)
-    assert "legemangel" in fastlege.search_terms
+    assert "legemangel" in fastlege.search_keywords
+    assert fastlege.search_questions.startswith("Jeg finner ingen doktor")
     assert next(c for c in loaded.chunks if c.unit_id == BIBLIOTEK_ID).search_terms == ""
 
 

@@ -292,7 +292,8 @@ def test_chunks_json_round_trips_every_field(built: Path) -> None:
         "doc_id",
         "number",
         "n_tokens",
-        "search_terms",
+        "search_keywords",
+        "search_questions",
     }
 
 
