@@ -4,8 +4,9 @@ Layout: `index/CURRENT` names the live build folder `index/build-<time>/` holdin
 `chunks.json`, `views.faiss` + `views.json` (the search expansions' questions, embedded as
 questions, each row owned by a chunk) and `manifest.json`. A build is written to its own folder
 and `CURRENT` is replaced atomically last, so a build that dies half-way leaves the previous index
-in use. The BM25 leg is rebuilt from the chunks at load time (milliseconds for a few hundred chunks), so nothing derived
-from user-swappable files is deserialised beyond JSON and FAISS's own format.
+in use. The BM25 leg is rebuilt from the chunks at load time (milliseconds for a few hundred
+chunks), so nothing derived from user-swappable files is deserialised beyond JSON and FAISS's own
+format.
 """
 
 from __future__ import annotations
