@@ -6,7 +6,8 @@ threshold cannot decide. Two signals that do carry information:
 - how far the best chunk stands out from the question's own score distribution (a z-score:
   a question the platform answers has one or a few chunks far above the rest), and
 - lexical coverage: the IDF-weighted share of the question's content words a chunk contains
-  (compound-aware, so "sykkel" finds "sykkelveinett"); words the platform never uses ("NATO",
+  (compound-aware, so "sykkel" finds "sykkelveinett"; its headings and search-expansion words
+  count, so "doktor" is covered by the fastlege pledge); words the platform never uses ("NATO",
   "Airbnb") weigh in the denominator and pull coverage down.
 
 Answerability = z + w_a · coverage; a chunk's relevance for citing = cosine + w_c · coverage.
@@ -143,7 +144,7 @@ class TermIndex:
     def matches(self, word: QueryWord, position: int, *, with_heading: bool = True) -> bool:
         terms = self.chunk_terms[position]
         if with_heading:
-            terms = terms | self.heading_terms[position]
+            terms = terms | self.heading_terms[position] | self.expansion_terms[position]
         if word.stem in terms:
             return True
         if len(word.stem) >= 4 and any(t.startswith(word.stem) for t in terms):

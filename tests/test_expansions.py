@@ -15,7 +15,7 @@ from assistant.corpus import EXPANSIONS_DIR, Corpus, load_corpus
 from assistant.embeddings import HashingEmbedder
 from assistant.errors import CorpusError, IndexStaleError
 from assistant.index import FORMAT_VERSION, build_index, current_build, load_index
-from assistant.relevance import Calibration
+from assistant.relevance import Calibration, TermIndex
 from assistant.retrieval import HybridSearcher, mix_views
 from assistant.settings import PROJECT_ROOT
 from tests.conftest import REAL_CORPUS_DIR, FakeSettings
@@ -241,3 +241,14 @@ def test_a_calibration_fitted_for_another_model_is_not_used(tmp_path: Path) -> N
     assert Calibration.load(path, embedding_model="some/model").threshold == 31.0
     assert Calibration.load(path, embedding_model="fake/hashing") == Calibration()
     assert Calibration.load(path).threshold == 31.0
+
+
+def test_a_chunks_expansion_words_count_towards_its_coverage(tmp_path: Path, fake_settings: FakeSettings) -> None:
+    """«doktor» is covered by the fastlege pledge through its synonyms, not by the library one."""
+    corpus_dir = _small_corpus(tmp_path / "c", [FASTLEGE_EXPANSION])
+    index = build_index(fake_settings(corpus_dir=corpus_dir), load_corpus(corpus_dir), HashingEmbedder())
+    terms = TermIndex(index.chunks, index.decompounder)
+    query = terms.query_words("doktor")
+    positions = {c.unit_id: i for i, c in enumerate(index.chunks)}
+    assert terms.coverage(query, positions[FASTLEGE_ID]) == 1.0
+    assert terms.coverage(query, positions[BIBLIOTEK_ID]) == 0.0
