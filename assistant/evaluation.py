@@ -308,12 +308,18 @@ def check_thresholds(overall: dict[str, Any], thresholds: dict[str, dict[str, fl
 # --- calibration -----------------------------------------------------------------------------
 
 
+#: The issue's target: at most 3 % of answerable questions refused. Refusing a question the
+#: platform answers hides a real pledge, so the threshold is fitted under this constraint.
+MAX_ANSWERABLE_REFUSED = 0.03
+
+
 def _pick_threshold(
     scores: Sequence[float], answerable: Sequence[bool], forced: Sequence[bool], refused_anyway: Sequence[bool]
 ) -> tuple[float, float]:
-    """Threshold that refuses the most unanswerable questions while refusing at most 5 % of the
-    answerable ones; returns (cost, threshold). `forced` marks questions answered regardless (a
-    named section), `refused_anyway` those refused whatever the threshold (an unknown topic)."""
+    """Threshold that refuses the most unanswerable questions while refusing at most
+    MAX_ANSWERABLE_REFUSED of the answerable ones; returns (cost, threshold). `forced` marks
+    questions answered regardless (a named section), `refused_anyway` those refused whatever the
+    threshold (an unknown topic)."""
     values = sorted(set(scores))
     cuts = [values[0] - 1.0, *((a + b) / 2 for a, b in pairwise(values)), values[-1] + 1.0]
     n_answerable = max(1, sum(answerable))
@@ -323,7 +329,7 @@ def _pick_threshold(
         refused = [(s < cut or r) and not f for s, f, r in zip(scores, forced, refused_anyway, strict=True)]
         wrongly_refused = sum(r for r, a in zip(refused, answerable, strict=True) if a) / n_answerable
         wrongly_answered = sum(not r for r, a in zip(refused, answerable, strict=True) if not a) / n_unanswerable
-        cost = wrongly_answered + (10.0 if wrongly_refused > 0.05 else 0.0) + wrongly_refused
+        cost = wrongly_answered + (10.0 if wrongly_refused > MAX_ANSWERABLE_REFUSED else 0.0) + wrongly_refused
         if best is None or cost < best[0] - 1e-9:
             best = (cost, cut)
     assert best is not None

@@ -36,7 +36,7 @@ CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 
 _SUMMARY_INTENT = re.compile(
     r"\b(alle|samtlige|hva står det om|hva sier (?:erklæringen|plattformen|den|byrådet) om|"
-    r"kva står det om|kva seier|oversikt|oppsummer\w*|sammendrag|liste over|list opp|"
+    r"kva står det om|kva seier|ka står det om|ka sei(?:er)?|oversikt|oppsummer\w*|sammendrag|liste over|list opp|"
     r"all pledges|everything about|what does (?:it|the platform) say about|summar\w+|overview)\b",
     re.IGNORECASE,
 )
@@ -110,11 +110,16 @@ class TermIndex:
 
     @lru_cache(maxsize=20_000)  # noqa: B019 - lives as long as the index
     def correct(self, term: str) -> str:
-        """The corpus term a misspelt query term most likely means ("barnhag" -> "barnehag").
+        """The corpus term a misspelt or dialect query term most likely means ("barnhag" ->
+        "barnehag", "skolan" -> "skol").
 
         A term the corpus uses, or begins, is not a typo: "trikk" stays "trikk" (it begins
         "trikkelinjen") instead of becoming the nearby word "trekk".
         """
+        # Trøndersk definite plurals end in -an where bokmål has -ene: "skolan", "bussan". Checked
+        # against the platform's own words first (the expansions' Trøndersk questions use them too).
+        if term.endswith("an") and term not in self._df and (bokmal := stem(term[:-2] + "ene")) in self._df:
+            return bokmal
         if term in self._known_terms or len(term) < 5 or not term.isalpha() or self._begins_known_term(term):
             return term
         match = process.extractOne(

@@ -19,7 +19,7 @@ QUESTION_WORDS = frozenset(
     løfte løfter lovet lover lova tiltak noe noko hei takk please what does will the council do
     about city of plans is are there any and or to for in on a an how why which who mention says
     fortell forklar skriv list liste oppsummer oppsummering punkt punkter punktene løftene ifølge per
-    står stå sies nevnt nevner nevnes dokumentet står
+    står stå sies nevnt nevner nevnes dokumentet står erklæringa erklæring erklæringi dokkers dokker dokk sei seie seier
     """.split()
 )
 STOPWORDS = frozenset(STOPWORDS_NORWEGIAN) | frozenset(

@@ -291,6 +291,23 @@ def test_ask_kulturskolen_cites_the_six_pledges_grouped(fake_assistant: Assistan
     assert answer.text.count("\n- ") == 6
 
 
+def test_a_trondersk_request_for_a_section_gets_the_whole_section(fake_assistant: Assistant) -> None:
+    answer = fake_assistant.ask("Ka står det om kulturskolen i erklæringa dokkers?")
+    assert [c.chunk.subheading for c in answer.citations] == ["Kulturskolen"] * 6
+
+
+def test_a_request_for_every_pledge_on_a_named_topic_is_not_refused(fake_settings: FakeSettings) -> None:
+    """However little one pledge stands out, a topic several pledges name word for word is listed."""
+    assistant = Assistant(fake_settings(refusal_threshold=1e9))
+    answer = assistant.ask("alle løfter om sykkel")
+    assert not answer.refused
+    assert len(answer.citations) >= 4
+    assert all("sykkel" in c.text.lower() for c in answer.citations)
+    # Without the request for everything, or on a topic no pledge names, the threshold decides.
+    assert assistant.ask("Hva vil byrådet gjøre med sykkel?").refused
+    assert assistant.ask("alle løfter om romfart").refused
+
+
 def test_ask_with_forced_refusal_returns_the_refusal(fake_settings: FakeSettings) -> None:
     assistant = Assistant(fake_settings(refusal_threshold=1e9))
     answer = assistant.ask("Hva mener byrådet om NATO?")

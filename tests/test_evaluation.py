@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from assistant.evaluation import (
+    MAX_ANSWERABLE_REFUSED,
     Scores,
+    _pick_threshold,
     check_thresholds,
     citation_precision,
     citation_recall,
@@ -190,3 +192,18 @@ def test_check_thresholds_reports_each_miss() -> None:
 
 def test_check_thresholds_without_thresholds() -> None:
     assert check_thresholds({"recall@5": 0.0}, {}) == []
+
+
+def test_the_refusal_threshold_refuses_at_most_the_allowed_share_of_answerable_questions() -> None:
+    # 40 answerable questions scoring 1..40 and 10 unanswerable ones scoring 0.5..5: refusing
+    # every unanswerable one would refuse 5 answerable ones (12.5 %); 3 % allows one.
+    answerable_scores = [float(s) for s in range(1, 41)]
+    unanswerable_scores = [0.5 * s for s in range(1, 11)]
+    scores = answerable_scores + unanswerable_scores
+    answerable = [True] * 40 + [False] * 10
+    none = [False] * 50
+    _cost, cut = _pick_threshold(scores, answerable, none, none)
+    wrongly_refused = sum(1 for s in answerable_scores if s < cut)
+    assert wrongly_refused / 40 <= MAX_ANSWERABLE_REFUSED
+    assert wrongly_refused == 1
+    assert sum(1 for s in unanswerable_scores if s < cut) == 3  # 0.5, 1.0, 1.5 (below 2)

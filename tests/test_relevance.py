@@ -31,6 +31,20 @@ def test_words_the_corpus_uses_or_begins_are_left_alone(terms: TermIndex, word: 
     assert terms.correct(stem(word)) == stem(word)
 
 
+@pytest.mark.parametrize(("trondersk", "bokmal"), [("skolan", "skolene"), ("barnehagan", "barnehagene")])
+def test_trondersk_definite_plurals_mean_the_platforms_words(terms: TermIndex, trondersk: str, bokmal: str) -> None:
+    assert terms.correct(stem(trondersk)) == stem(bokmal)
+
+
+def test_a_word_ending_in_an_is_left_alone_when_no_platform_word_matches(terms: TermIndex) -> None:
+    assert terms.correct(stem("ramadan")) == stem("ramadan")
+
+
+def test_trondersk_question_boilerplate_is_not_a_topic(terms: TermIndex) -> None:
+    stems = [w.stem for w in terms.query_words("Ka sei dokker i erklæringa om skolan?")]
+    assert stems == [stem("skolene")]
+
+
 def test_known_share_counts_words_the_platform_uses(terms: TermIndex) -> None:
     assert terms.known_share(terms.query_words("Hva mener byrådet om NATO?")) == 0.0
     assert terms.known_share(terms.query_words("fritidskort for ungdom")) == 1.0
@@ -49,6 +63,8 @@ def test_coverage_is_compound_aware(fake_assistant: Assistant, terms: TermIndex)
         ("alle løfter om sykkel", True),
         ("Hva står det om kulturskolen?", True),
         ("Oppsummer løftene om klima", True),
+        ("Ka står det om skolan i erklæringa dokkers?", True),
+        ("Ka sei dokker om kulturskolen?", True),
         ("Hvor mye er fritidskortet verdt?", False),
     ],
 )
