@@ -90,7 +90,9 @@ def _title_match(query: list[QueryWord], title_terms: frozenset[str]) -> tuple[i
     """(exact matches, title size) when every title word is named by the question, else None.
 
     A question word may name a title word it begins ("tro" names "tros"), but an exact match
-    ranks higher: "skole" means the sub-heading "Skole", not "Skolehelsetjenesten".
+    ranks higher: "skole" means the sub-heading "Skole", not "Skolehelsetjenesten". A short word
+    names a title word only up to an ending, not a compound it starts: "barn" (from "barne- og
+    familietenesta") does not name "Barnehage".
     """
     if not title_terms:
         return None
@@ -98,9 +100,13 @@ def _title_match(query: list[QueryWord], title_terms: frozenset[str]) -> tuple[i
     for term in title_terms:
         if any(w.stem == term for w in query):
             exact += 1
-        elif not any(len(w.stem) >= 3 and term.startswith(w.stem) for w in query):
+        elif not any(_begins_title_word(w.stem, term) for w in query):
             return None
     return exact, len(title_terms)
+
+
+def _begins_title_word(stem: str, term: str) -> bool:
+    return len(stem) >= 3 and term.startswith(stem) and (len(stem) >= 5 or len(term) - len(stem) <= 3)
 
 
 def select_heading(

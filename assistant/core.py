@@ -130,6 +130,8 @@ class Assistant:
             self.embedder,
             bm25_weight=self.settings.bm25_weight,
             expansion_weight=self.settings.expansion_weight,
+            expansion_views=self.settings.expansion_views,
+            passage_penalty=self.settings.passage_rank_penalty,
         )
         self._terms = TermIndex(index.chunks, index.decompounder)
 

@@ -53,6 +53,18 @@ class Settings(BaseSettings):
         description="Share of a chunk's dense score taken from its closest search-expansion question "
         "(the rest from the chunk's own text).",
     )
+    expansion_views: int = Field(
+        2,
+        ge=1,
+        le=20,
+        description="How many of a chunk's closest search-expansion questions are averaged for its ranking score.",
+    )
+    passage_rank_penalty: float = Field(
+        0.01,
+        ge=0.0,
+        le=1.0,
+        description="Subtracted from a prose passage's ranking score, so that a pledge saying the same ranks first.",
+    )
 
     backend: str = Field("extractive", description="Answer backend: extractive (offline default), openai or llamacpp.")
     openai_base_url: str | None = Field(

@@ -232,6 +232,14 @@ def test_select_heading_named_without_its_acronym(
     assert _heading("Hva står det om barne- og familietjenesten?", chunks, terms) == expected
 
 
+def test_select_heading_a_short_word_does_not_name_a_compound_it_begins(chunks: list[Chunk], terms: TermIndex) -> None:
+    # Nynorsk "familietenesta" names no heading, and "barne-" must not make it "Barnehage".
+    assert _heading("Kva står det om barnevernet og barne- og familietenesta?", chunks, terms) is None
+    # An ending is still allowed: "tro" names "Tros- og livssynsmangfold".
+    selected = _heading("Hva står det om tro og livssynsmangfold?", chunks, terms)
+    assert selected and all("/tros-og-livssynsmangfold/" in s for s in selected)
+
+
 @pytest.mark.parametrize(
     "question",
     ["Hva vil byrådet gjøre med sykkelparkering?", "kulturskolen og idrettshaller", "Hva mener byrådet om NATO?"],

@@ -17,7 +17,7 @@ from assistant.errors import CorpusError, IndexStaleError
 from assistant.index import FORMAT_VERSION, build_index, current_build, load_index
 from assistant.relevance import Calibration, TermIndex
 from assistant.retrieval import HybridSearcher, mix_views
-from assistant.settings import PROJECT_ROOT
+from assistant.settings import PROJECT_ROOT, Settings
 from tests.conftest import REAL_CORPUS_DIR, FakeSettings
 
 EVAL_QUESTIONS = PROJECT_ROOT / "eval" / "questions.jsonl"
@@ -155,6 +155,49 @@ def test_mix_views_blends_the_best_expansion_into_its_chunk() -> None:
     assert np.array_equal(mix_views(text, np.array([]), np.array([], dtype=np.int64), 0.3), text)
 
 
+def test_mix_views_can_average_a_chunks_closest_expansions() -> None:
+    text = np.array([0.5, 0.4, 0.3])
+    views = np.array([0.2, 0.9, 0.8, 0.7])
+    owner = np.array([1, 1, 2, 1])
+    mixed = mix_views(text, views, owner, 0.25, closest=2)
+    assert mixed[0] == pytest.approx(0.5)
+    assert mixed[1] == pytest.approx(0.75 * 0.4 + 0.25 * (0.9 + 0.7) / 2)  # its two best, not the 0.2
+    assert mixed[2] == pytest.approx(0.75 * 0.3 + 0.25 * 0.8)  # only one: that one
+    assert np.array_equal(mix_views(text, views, owner, 0.25, closest=1), mix_views(text, views, owner, 0.25))
+    assert mix_views(text, views, owner, 0.25, closest=10)[1] == pytest.approx(0.75 * 0.4 + 0.25 * 0.6)
+    with pytest.raises(ValueError, match="at least 1"):
+        mix_views(text, views, owner, 0.25, closest=0)
+
+
+def test_ranking_averages_expansions_but_answerability_reads_the_closest(
+    tmp_path: Path, fake_settings: FakeSettings
+) -> None:
+    """`fused` (the ranking) takes the mean of the two closest expansion questions; `dense` (which
+    the calibrated answerability z-score reads) keeps the closest alone."""
+    corpus_dir = _small_corpus(tmp_path / "c", [FASTLEGE_EXPANSION])
+    index = build_index(fake_settings(corpus_dir=corpus_dir), load_corpus(corpus_dir), HashingEmbedder())
+    closest = HybridSearcher(index, HashingEmbedder(), bm25_weight=0.0, expansion_weight=0.3, expansion_views=1)
+    averaged = HybridSearcher(index, HashingEmbedder(), bm25_weight=0.0, expansion_weight=0.3, expansion_views=2)
+    one, two = closest.score(RESIDENT_QUESTION), averaged.score(RESIDENT_QUESTION)
+    position = next(i for i, c in enumerate(index.chunks) if c.unit_id == FASTLEGE_ID)
+    assert np.array_equal(one.dense, two.dense)
+    assert np.array_equal(one.fused, one.dense)
+    # The question equals the first expansion question and not the second: the mean is lower.
+    assert two.fused[position] < one.fused[position]
+
+
+def test_a_passage_ranks_below_a_pledge_of_the_same_score(fake_assistant: Assistant) -> None:
+    index = fake_assistant.index
+    plain = HybridSearcher(index, HashingEmbedder(), bm25_weight=0.03, expansion_weight=0.3)
+    penalised = HybridSearcher(index, HashingEmbedder(), bm25_weight=0.03, expansion_weight=0.3, passage_penalty=0.01)
+    question = "Hva vil byrådet gjøre med fastlegeordningen?"
+    difference = plain.score(question).fused - penalised.score(question).fused
+    passages = np.array([c.kind == "passage" for c in index.chunks])
+    assert passages.any() and (~passages).any()
+    assert np.allclose(difference[passages], 0.01)
+    assert np.allclose(difference[~passages], 0.0)
+
+
 def _rank_of(settings: FakeSettings, corpus_dir: Path, question: str, unit_id: str, weight: float) -> int:
     settings_ = settings(corpus_dir=corpus_dir, auto_build_index=False)
     corpus = load_corpus(corpus_dir)
@@ -252,3 +295,12 @@ def test_a_chunks_expansion_words_count_towards_its_coverage(tmp_path: Path, fak
     positions = {c.unit_id: i for i, c in enumerate(index.chunks)}
     assert terms.coverage(query, positions[FASTLEGE_ID]) == 1.0
     assert terms.coverage(query, positions[BIBLIOTEK_ID]) == 0.0
+
+
+def test_the_assistant_ranks_with_its_settings(tmp_path: Path, fake_settings: FakeSettings) -> None:
+    corpus_dir = _small_corpus(tmp_path / "c", [FASTLEGE_EXPANSION])
+    assistant = Assistant(fake_settings(corpus_dir=corpus_dir, expansion_views=3, passage_rank_penalty=0.2))
+    searcher = assistant.retriever().searcher
+    assert (searcher.expansion_views, searcher.expansion_weight) == (3, assistant.settings.expansion_weight)
+    defaults = Settings.model_fields
+    assert (defaults["expansion_views"].default, defaults["passage_rank_penalty"].default) == (2, 0.01)

@@ -78,9 +78,9 @@ def test_search_returns_ranked_hits(searcher: HybridSearcher, query: str) -> Non
     scores = [h.score for h in hits]
     assert scores == sorted(scores, reverse=True)
     assert len({h.chunk.id for h in hits}) == 10
-    # The hits are the 10 best fused scores, and each score is cosine + 0.02 * scaled BM25.
+    # The hits are the 10 best fused scores (how they are fused: test_fuse_*, test_expansions).
     scored = searcher.score(query)
-    expected = fuse(scored.dense, scored.bm25, searcher.bm25_weight)
+    expected = scored.fused
     position = {c.id: i for i, c in enumerate(searcher.index.chunks)}
     for hit in hits:
         assert hit.score == pytest.approx(expected[position[hit.chunk.id]])
