@@ -17,6 +17,9 @@ from assistant.types import Chunk, Citation
 
 REFUSAL = "Leangen-erklæringen sier ikke noe om dette, så jeg kan ikke svare på det ut fra plattformen."
 RELATED_INTRO = "Dette er de nærmeste løftene jeg fant:"
+#: Leads an answer whose answerability is only just above the refusal threshold: on the dev
+#: questions, half of such answers are to questions the platform does not cover.
+NEAREST_INTRO = "Erklæringen svarer kanskje ikke direkte på dette. Det nærmeste den sier:"
 MAX_TOPIC_CITATIONS = 30
 GROUP_BY_CHAPTER_FROM = 5
 
@@ -190,7 +193,9 @@ def select(
     cited: dict[str, Chunk] = {}
     for i in chosen:
         cited.setdefault(chunks[i].unit_id, chunks[i])  # one citation per pledge or passage
-    return Selection(tuple(list(cited.values())[: calibration.max_citations]), False, (), "ranked", answerability)
+    # Just above the threshold, say so: the nearest pledges may not be what was asked about.
+    mode = "nearest" if answerability < calibration.threshold + calibration.hedge_margin else "ranked"
+    return Selection(tuple(list(cited.values())[: calibration.max_citations]), False, (), mode, answerability)
 
 
 def with_marker(text: str, marker: str) -> str:
@@ -234,6 +239,8 @@ def compose(selection: Selection, unit_texts: Mapping[str, str] | None = None) -
                 pledges_seen += 1
             else:
                 sentences.append(_passage_sentence(citation.chunk.text, marker))
+        if selection.mode == "nearest":
+            sentences.insert(0, NEAREST_INTRO)
         return " ".join(sentences), citations
     lines = [f"Leangen-erklæringen har {len(citations)} punkter om dette. Byrådet vil:"]
     for chapter in chapters:

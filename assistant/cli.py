@@ -38,6 +38,7 @@ def answer_to_json(answer: Answer, question_id: Any) -> dict[str, Any]:
         "question": answer.question,
         "answer": answer.text,
         "refused": answer.refused,
+        "decision": answer.decision,
         "citations": [
             {
                 "n": c.n,
@@ -66,6 +67,7 @@ def error_json(question_id: Any, question: Any, code: str, message: str, backend
         "question": _safe_text(question),
         "answer": None,
         "refused": False,
+        "decision": None,
         "citations": [],
         "retrieved": [],
         "related": [],

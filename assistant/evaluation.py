@@ -277,7 +277,10 @@ def run_eval(assistant: Assistant, questions: Path, *, split: str, out_dir: Path
                 json.dumps({"item": item, "result": result, "scores": score.__dict__}, ensure_ascii=False) + "\n"
             )
     chart = out_dir / f"report-{suffix}.png"
-    notes = [f"{len(items)} questions from `{questions.name}`, {time.perf_counter() - started:.1f} s."]
+    notes = [
+        f"{len(items)} questions from `{questions.name}`, {time.perf_counter() - started:.1f} s.",
+        hedge_note(items, results),
+    ]
     if write_chart(categories, chart):
         notes.append(f"![per-category scores]({chart.name})")
     report = report_markdown(rows, f"Evaluation: backend {assistant.settings.backend}, split {split}", notes)
@@ -292,6 +295,23 @@ def run_eval(assistant: Assistant, questions: Path, *, split: str, out_dir: Path
             print("All thresholds in eval/thresholds.json met.", file=sys.stderr)
         return 1 if failures else 0
     return 0
+
+
+def hedge_note(items: Sequence[dict[str, Any]], results: Sequence[dict[str, Any]]) -> str:
+    """How many answers opened with the hedge (decision `nearest`), among the answered
+    unanswerable questions and among the answered answerable ones."""
+    counts = {True: [0, 0], False: [0, 0]}
+    for item, result in zip(items, results, strict=True):
+        if result.get("refused") or result.get("error"):
+            continue
+        count = counts[bool(item.get("answerable", bool(item.get("gold"))))]
+        count[1] += 1
+        count[0] += result.get("decision") == "nearest"
+    (hedged_a, answered_a), (hedged_u, answered_u) = counts[True], counts[False]
+    return (
+        f"Answers hedged as only the nearest pledges: {hedged_u} of {answered_u} answered unanswerable "
+        f"questions, {hedged_a} of {answered_a} answered answerable ones."
+    )
 
 
 def check_thresholds(overall: dict[str, Any], thresholds: dict[str, dict[str, float]]) -> list[str]:
@@ -311,6 +331,22 @@ def check_thresholds(overall: dict[str, Any], thresholds: dict[str, dict[str, fl
 #: The issue's target: at most 3 % of answerable questions refused. Refusing a question the
 #: platform answers hides a real pledge, so the threshold is fitted under this constraint.
 MAX_ANSWERABLE_REFUSED = 0.03
+#: At most this share of the answerable questions answered from ranked pledges opens with
+#: "Erklæringen svarer kanskje ikke direkte på dette": the hedge is for the uncovered questions
+#: that pass the threshold, and a right answer should rarely carry it.
+MAX_ANSWERABLE_HEDGED = 0.10
+
+
+def pick_hedge_margin(margins: Sequence[float], share: float = MAX_ANSWERABLE_HEDGED) -> float:
+    """The margin above the refusal threshold under which answers are hedged, so that at most
+    `share` of the answerable answers (`margins`: their answerability minus the threshold) are."""
+    values = sorted(m for m in margins if m >= 0.0)
+    allowed = int(share * len(values))
+    if allowed == 0:
+        return 0.0
+    if allowed >= len(values):
+        return values[-1] + 1.0
+    return (values[allowed - 1] + values[allowed]) / 2
 
 
 def _pick_threshold(
@@ -407,8 +443,15 @@ def calibrate(assistant: Assistant, questions: Path, *, split: str, write: bool)
                     score = _citation_objective(precisions, recalls)
                     if score > best_f + 1e-9:
                         best_f, chosen = score, candidate
+    assistant.with_calibration(chosen)
+    margins = [
+        selection.answerability - chosen.threshold
+        for selection, is_answerable in zip((assistant.select(r) for r in retrieved), answerable, strict=True)
+        if is_answerable and selection.mode in ("ranked", "nearest")
+    ]
     chosen = replace(
         chosen,
+        hedge_margin=round(pick_hedge_margin(margins), 4),
         fitted_on=f"{questions.name} split={split} n={len(items)}",
         embedding_model=assistant.settings.embedding_model,
     )

@@ -52,6 +52,8 @@ class Calibration:
     margin: float = 0.05
     max_citations: int = 4
     passage_penalty: float = 0.03
+    #: Answers with answerability below threshold + this margin say they are only the nearest.
+    hedge_margin: float = 0.0
     fitted_on: str = "defaults"
     #: The embedding model the scores were fitted for ("" = any): cosines are model-specific.
     embedding_model: str = ""

@@ -8,6 +8,7 @@ import pytest
 
 from assistant.answering import (
     GROUP_BY_CHAPTER_FROM,
+    NEAREST_INTRO,
     REFUSAL,
     Selection,
     clean_question,
@@ -18,7 +19,7 @@ from assistant.answering import (
 )
 from assistant.core import Assistant
 from assistant.errors import InvalidQuestionError
-from assistant.relevance import TermIndex, has_summary_intent
+from assistant.relevance import Calibration, TermIndex, has_summary_intent
 from assistant.types import Chunk
 from tests.conftest import FakeSettings
 
@@ -314,6 +315,27 @@ def test_a_request_for_every_pledge_on_a_named_topic_is_not_refused(fake_setting
     # Without the request for everything, or on a topic no pledge names, the threshold decides.
     assert assistant.ask("Hva vil byrådet gjøre med sykkel?").refused
     assert assistant.ask("alle løfter om romfart").refused
+
+
+def test_an_answer_just_above_the_threshold_says_it_is_only_the_nearest() -> None:
+    chunk = _chunk(1, "innføre fritt brukervalg i hjemmetjenestene.")
+    text, citations = compose(Selection((chunk,), False, (), "nearest", 1.0))
+    assert text == f"{NEAREST_INTRO} Byrådet vil innføre fritt brukervalg i hjemmetjenestene [1]."
+    assert [c.chunk for c in citations] == [chunk]
+    assert not compose(_selection(chunk))[0].startswith(NEAREST_INTRO)
+
+
+@pytest.mark.parametrize(("hedge_margin", "decision"), [(0.0, "ranked"), (2e9, "nearest")])
+def test_the_hedge_margin_decides_between_ranked_and_nearest(
+    fake_settings: FakeSettings, hedge_margin: float, decision: str
+) -> None:
+    assistant = Assistant(fake_settings())
+    assistant.with_calibration(Calibration(threshold=-1e9, hedge_margin=hedge_margin))
+    answer = assistant.ask("Jeg finner ingen doktor som tar imot nye pasienter")
+    assert (answer.decision, answer.refused) == (decision, False)
+    assert answer.text.startswith(NEAREST_INTRO) == (decision == "nearest")
+    # A named section is answered in full, never hedged.
+    assert assistant.ask("Hva står det om kulturskolen?").decision == "section"
 
 
 def test_ask_with_forced_refusal_returns_the_refusal(fake_settings: FakeSettings) -> None:

@@ -19,6 +19,7 @@ RESULT_FIELDS = {
     "question",
     "answer",
     "refused",
+    "decision",
     "citations",
     "retrieved",
     "related",
@@ -68,6 +69,7 @@ def test_result_fields_are_exactly_the_contract(answered: list[dict[str, Any]]) 
         assert set(row) == RESULT_FIELDS
         assert row["error"] is None
         assert row["refused"] is False
+        assert row["decision"] in {"section", "topic", "ranked", "nearest"}
         assert row["backend"] == "extractive"
         assert isinstance(row["answer"], str) and row["answer"]
         assert set(row["timings_ms"]) == {"retrieve", "answer", "total"}
@@ -148,6 +150,7 @@ def test_bad_line_gets_an_error_and_the_run_goes_on(
     bad = rows[1]
     assert set(bad) == RESULT_FIELDS
     assert bad["error"]["code"] == code
+    assert bad["decision"] is None
     assert isinstance(bad["error"]["message"], str) and bad["error"]["message"]
     assert bad["id"] == question_id
     assert bad["answer"] is None

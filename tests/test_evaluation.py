@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from assistant.evaluation import (
@@ -12,7 +14,9 @@ from assistant.evaluation import (
     citation_precision,
     citation_recall,
     dedupe,
+    hedge_note,
     mean,
+    pick_hedge_margin,
     recall_at_k,
     reciprocal_rank,
     score_result,
@@ -207,3 +211,35 @@ def test_the_refusal_threshold_refuses_at_most_the_allowed_share_of_answerable_q
     assert wrongly_refused / 40 <= MAX_ANSWERABLE_REFUSED
     assert wrongly_refused == 1
     assert sum(1 for s in unanswerable_scores if s < cut) == 3  # 0.5, 1.0, 1.5 (below 2)
+
+
+def test_the_hedge_margin_hedges_at_most_the_allowed_share_of_answerable_answers() -> None:
+    margins = [0.1 * k for k in range(1, 21)]  # 20 answerable answers, 0.1 .. 2.0 above the threshold
+    margin = pick_hedge_margin(margins, 0.10)
+    assert sum(1 for m in margins if m < margin) == 2
+    assert margin == pytest.approx(0.25)
+    assert pick_hedge_margin(margins, 0.04) == 0.0  # not even one answer may be hedged
+    assert pick_hedge_margin([], 0.10) == 0.0
+    assert pick_hedge_margin([-0.5, 0.3], 1.0) > 0.3  # refused ones (below the threshold) do not count
+    assert pick_hedge_margin([0.4, 0.4, 0.4, 0.4, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4], 0.3) == pytest.approx(0.4)
+
+
+def test_the_hedge_note_counts_hedged_answers_by_answerability() -> None:
+    items: list[dict[str, Any]] = [
+        {"gold": ["a"]},
+        {"gold": ["b"]},
+        {"answerable": False},
+        {"answerable": False},
+        {"answerable": False},
+    ]
+    results = [
+        {"refused": False, "decision": "nearest"},
+        {"refused": False, "decision": "ranked"},
+        {"refused": False, "decision": "nearest"},
+        {"refused": True, "decision": "refused"},
+        {"refused": False, "decision": "ranked"},
+    ]
+    assert hedge_note(items, results) == (
+        "Answers hedged as only the nearest pledges: 1 of 2 answered unanswerable questions, "
+        "1 of 2 answered answerable ones."
+    )
