@@ -148,6 +148,27 @@ def select_topic(question: str, query: list[QueryWord], chunks: Sequence[Chunk],
     return positions or None
 
 
+def _widened_to_topic(
+    heading: list[int],
+    question: str,
+    query: list[QueryWord],
+    chunks: Sequence[Chunk],
+    terms: TermIndex,
+    scored: Scored,
+) -> list[int]:
+    """A single word that only begins the heading's word ("studenter" → «Studenthelse») names a
+    topic wider than the heading: the pledges elsewhere that use the word belong to the answer
+    («redusere kollektivprisene for studenter»). A question naming the heading itself gets the
+    heading alone."""
+    first = chunks[heading[0]]
+    if len(query) != 1 or query[0].stem in _title_terms(first.subheading or first.section):
+        return heading
+    elsewhere = [i for i in select_topic(question, query, chunks, terms) or () if i not in heading]
+    room = max(0, MAX_TOPIC_CITATIONS - len(heading))
+    elsewhere = sorted(elsewhere, key=lambda i: -float(scored.fused[i]))[:room]
+    return sorted([*heading, *elsewhere])
+
+
 def select(
     question: str,
     scored: Scored,
@@ -167,6 +188,7 @@ def select(
     )
     heading = select_heading(question, query, chunks, terms)
     if heading:
+        heading = _widened_to_topic(heading, question, query, chunks, terms, scored)
         return Selection(tuple(chunks[i] for i in heading), False, (), "section", answerability)
     # A question none of whose words the platform uses (and that is not English, where no
     # Norwegian word could match) is about something the platform does not mention.

@@ -338,6 +338,21 @@ def test_the_hedge_margin_decides_between_ranked_and_nearest(
     assert assistant.ask("Hva står det om kulturskolen?").decision == "section"
 
 
+def test_a_word_that_only_begins_a_heading_also_gets_the_pledges_elsewhere_that_use_it(
+    fake_assistant: Assistant,
+) -> None:
+    # "studenter" begins «Studenthelse», but students are also named under Samferdsel.
+    answer = fake_assistant.ask("Hva vil byrådet gjøre for studenter?")
+    texts = [c.text for c in answer.citations]
+    assert answer.decision == "section"
+    assert sum(1 for c in answer.citations if c.chunk.section == "Studenthelse") == 4
+    assert "redusere kollektivprisene for studenter." in texts
+    assert all("student" in t.lower() for t in texts)
+    # A question naming the heading itself gets that heading alone.
+    named = fake_assistant.ask("Hva står det om kulturskolen?")
+    assert named.citations and all(c.chunk.subheading == "Kulturskolen" for c in named.citations)
+
+
 def test_ask_with_forced_refusal_returns_the_refusal(fake_settings: FakeSettings) -> None:
     assistant = Assistant(fake_settings(refusal_threshold=1e9))
     answer = assistant.ask("Hva mener byrådet om NATO?")
