@@ -8,9 +8,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from rapidfuzz.distance import Levenshtein
 
 from assistant.errors import InvalidQuestionError
-from assistant.relevance import Calibration, QueryWord, TermIndex, has_summary_intent
+from assistant.relevance import Calibration, QueryWord, TermIndex, asks_quantity, has_summary_intent
 from assistant.retrieval import Scored
 from assistant.text import content_terms, looks_english
 from assistant.types import Chunk, Citation
@@ -95,7 +96,8 @@ def _title_match(query: list[QueryWord], title_terms: frozenset[str]) -> tuple[i
     A question word may name a title word it begins ("tro" names "tros"), but an exact match
     ranks higher: "skole" means the sub-heading "Skole", not "Skolehelsetjenesten". A short word
     names a title word only up to an ending, not a compound it starts: "barn" (from "barne- og
-    familietenesta") does not name "Barnehage".
+    familietenesta") does not name "Barnehage". A long title word is also named one letter off,
+    as nynorsk and typos write it: "familietenesta" names "familietjenesten".
     """
     if not title_terms:
         return None
@@ -103,7 +105,7 @@ def _title_match(query: list[QueryWord], title_terms: frozenset[str]) -> tuple[i
     for term in title_terms:
         if any(w.stem == term for w in query):
             exact += 1
-        elif not any(_begins_title_word(w.stem, term) for w in query):
+        elif not any(_begins_title_word(w.stem, term) or _near_title_word(w.stem, term) for w in query):
             return None
     return exact, len(title_terms)
 
@@ -112,10 +114,20 @@ def _begins_title_word(stem: str, term: str) -> bool:
     return len(stem) >= 3 and term.startswith(stem) and (len(stem) >= 5 or len(term) - len(stem) <= 3)
 
 
+#: Shorter title words stay exact: one letter turns "skole" into "skale", "barn" into "barm".
+NEAR_TITLE_WORD_FROM = 8
+
+
+def _near_title_word(stem: str, term: str) -> bool:
+    return len(term) >= NEAR_TITLE_WORD_FROM and Levenshtein.distance(stem, term, score_cutoff=1) <= 1
+
+
 def select_heading(
     question: str, query: list[QueryWord], chunks: Sequence[Chunk], terms: TermIndex
 ) -> list[int] | None:
     """All pledges under a section or sub-heading the question names ("Hva står det om kulturskolen?")."""
+    if asks_quantity(question):
+        return None
     summary = has_summary_intent(question)
     best: list[int] | None = None
     best_rank: tuple[int, int] = (-1, -1)
@@ -124,7 +136,11 @@ def select_heading(
         rank = _title_match(query, title_terms)
         if rank is None:
             continue
-        extra = [w for w in query if not any(w.stem == t or t.startswith(w.stem) for t in title_terms)]
+        extra = [
+            w
+            for w in query
+            if not any(w.stem == t or t.startswith(w.stem) or _near_title_word(w.stem, t) for t in title_terms)
+        ]
         if extra and not summary:
             continue
         # Prefer exact words, then the most specific heading (most title words).
@@ -135,8 +151,9 @@ def select_heading(
 
 def select_topic(question: str, query: list[QueryWord], chunks: Sequence[Chunk], terms: TermIndex) -> list[int] | None:
     """All pledges on a topic: "alle løfter om sykkel", or a one-word topic ("Hva vil byrådet gjøre
-    for studenter?", "LHBTQ") that several pledges name."""
-    if not query or (len(query) > 1 and not has_summary_intent(question)):
+    for studenter?", "LHBTQ") that several pledges name. A question for a number ("Hvor mange
+    studenter …") is not a request for a list."""
+    if not query or asks_quantity(question) or (len(query) > 1 and not has_summary_intent(question)):
         return None
     positions = [
         i

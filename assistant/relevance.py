@@ -37,9 +37,12 @@ CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 _SUMMARY_INTENT = re.compile(
     r"\b(alle|samtlige|hva står det om|hva sier (?:erklæringen|plattformen|den|byrådet) om|"
     r"kva står det om|kva seier|ka står det om|ka sei(?:er)?|oversikt|oppsummer\w*|sammendrag|liste over|list opp|"
-    r"all pledges|everything about|what does (?:it|the platform) say about|summar\w+|overview)\b",
+    r"løft(?:ene|er|ane|a) om|fortell (?:meg |mæ )?om|"
+    r"all pledges|everything about|what does (?:it|the platform) say about|tell me about|summar\w+|overview)\b",
     re.IGNORECASE,
 )
+# "Hvor mange studenter …" asks for a number in the text, not for every pledge on students.
+_QUANTITY = re.compile(r"\b(?:hvor|kor|how)\s+(?:mange|mye|mykje|møkkje|many|much)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -171,3 +174,7 @@ def _heading(chunk: Chunk) -> str:
 
 def has_summary_intent(question: str) -> bool:
     return bool(_SUMMARY_INTENT.search(question))
+
+
+def asks_quantity(question: str) -> bool:
+    return bool(_QUANTITY.search(question))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from assistant.core import Assistant
-from assistant.relevance import Calibration, TermIndex, has_summary_intent
+from assistant.relevance import Calibration, TermIndex, asks_quantity, has_summary_intent
 from assistant.text import stem
 
 
@@ -65,11 +65,29 @@ def test_coverage_is_compound_aware(fake_assistant: Assistant, terms: TermIndex)
         ("Oppsummer løftene om klima", True),
         ("Ka står det om skolan i erklæringa dokkers?", True),
         ("Ka sei dokker om kulturskolen?", True),
+        ("Les løftene om kulturskolen for meg.", True),
+        ("Fortell meg om kulturskolen", True),
+        ("Tell me about the pledges on cycling", True),
         ("Hvor mye er fritidskortet verdt?", False),
+        ("Hva vil byrådet gjøre med fastlegeordningen?", False),
     ],
 )
 def test_summary_intent(question: str, expected: bool) -> None:
     assert has_summary_intent(question) is expected
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("Hvor mange studenter er det i Trondheim?", True),
+        ("Kor mykje skal personbiltrafikken ned?", True),
+        ("How many new homes per year?", True),
+        ("Hvor skal den nye godsterminalen ligge?", False),
+        ("Hva står det om studenter?", False),
+    ],
+)
+def test_asks_quantity(question: str, expected: bool) -> None:
+    assert asks_quantity(question) is expected
 
 
 def test_calibration_round_trip(tmp_path: Path) -> None:
