@@ -22,6 +22,9 @@ RELATED_INTRO = "Dette er de nærmeste løftene jeg fant:"
 #: questions, half of such answers are to questions the platform does not cover.
 NEAREST_INTRO = "Erklæringen svarer kanskje ikke direkte på dette. Det nærmeste den sier:"
 MAX_TOPIC_CITATIONS = 30
+#: "i byen" means Trondheim itself, not a topic: "Kva vil byrådet gjere for studentane i byen?"
+#: asks about students.
+CITY_WORDS = frozenset({"byen", "byn"})
 GROUP_BY_CHAPTER_FROM = 5
 
 
@@ -90,8 +93,17 @@ def _title_terms(title: str) -> frozenset[str]:
     return frozenset(content_terms(re.sub(r"\([^)]*\)", " ", title))) - {"byråd"}
 
 
-def _title_match(query: list[QueryWord], title_terms: frozenset[str]) -> tuple[int, int] | None:
-    """(exact matches, title size) when every title word is named by the question, else None.
+def _elided_terms(title: str) -> frozenset[str]:
+    """The first halves of a shared compound ("Barne-" in "Barne- og familietjenesten", "Tros-" in
+    "Tros- og livssynsmangfold"): a question may leave them out ("familietjenesten")."""
+    return frozenset(content_terms(" ".join(re.findall(r"(\w+)-\s+og\b", title))))
+
+
+def _title_match(
+    query: list[QueryWord], title_terms: frozenset[str], optional: frozenset[str] = frozenset()
+) -> tuple[int, int] | None:
+    """(exact matches, title size) when every title word not `optional` is named by the question,
+    else None.
 
     A question word may name a title word it begins ("tro" names "tros"), but an exact match
     ranks higher: "skole" means the sub-heading "Skole", not "Skolehelsetjenesten". A short word
@@ -99,13 +111,15 @@ def _title_match(query: list[QueryWord], title_terms: frozenset[str]) -> tuple[i
     familietenesta") does not name "Barnehage". A long title word is also named one letter off,
     as nynorsk and typos write it: "familietenesta" names "familietjenesten".
     """
-    if not title_terms:
+    if not title_terms - optional:
         return None
     exact = 0
     for term in title_terms:
         if any(w.stem == term for w in query):
             exact += 1
-        elif not any(_begins_title_word(w.stem, term) or _near_title_word(w.stem, term) for w in query):
+        elif term not in optional and not any(
+            _begins_title_word(w.stem, term) or _near_title_word(w.stem, term) for w in query
+        ):
             return None
     return exact, len(title_terms)
 
@@ -123,17 +137,24 @@ def _near_title_word(stem: str, term: str) -> bool:
 
 
 def select_heading(
-    question: str, query: list[QueryWord], chunks: Sequence[Chunk], terms: TermIndex
+    question: str, query: list[QueryWord], chunks: Sequence[Chunk], terms: TermIndex, best_ranked: int | None = None
 ) -> list[int] | None:
-    """All pledges under a section or sub-heading the question names ("Hva står det om kulturskolen?")."""
+    """All pledges under a section or sub-heading the question names ("Hva står det om kulturskolen?").
+
+    A question with more words than the heading's must ask for a summary ("Les løftene om
+    kulturskolen for meg"), and its best-ranked chunk (`best_ranked`, when given) must lie under
+    the heading: in "innvandrere og flyktninger – språk, arbeid, barnehage osv.?" the heading
+    «Barnehage» is one item of a list, not the topic.
+    """
     if asks_quantity(question):
         return None
     summary = has_summary_intent(question)
     best: list[int] | None = None
     best_rank: tuple[int, int] = (-1, -1)
     for (_chapter, section, subheading), positions in _heading_groups(chunks).items():
-        title_terms = _title_terms(subheading or section)
-        rank = _title_match(query, title_terms)
+        title = subheading or section
+        title_terms = _title_terms(title)
+        rank = _title_match(query, title_terms, _elided_terms(title))
         if rank is None:
             continue
         extra = [
@@ -141,7 +162,7 @@ def select_heading(
             for w in query
             if not any(w.stem == t or t.startswith(w.stem) or _near_title_word(w.stem, t) for t in title_terms)
         ]
-        if extra and not summary:
+        if extra and (not summary or (best_ranked is not None and best_ranked not in positions)):
             continue
         # Prefer exact words, then the most specific heading (most title words).
         if rank > best_rank:
@@ -153,6 +174,8 @@ def select_topic(question: str, query: list[QueryWord], chunks: Sequence[Chunk],
     """All pledges on a topic: "alle løfter om sykkel", or a one-word topic ("Hva vil byrådet gjøre
     for studenter?", "LHBTQ") that several pledges name. A question for a number ("Hvor mange
     studenter …") is not a request for a list."""
+    if len(query) > 1:
+        query = [w for w in query if w.stem not in CITY_WORDS] or query
     if not query or asks_quantity(question) or (len(query) > 1 and not has_summary_intent(question)):
         return None
     positions = [
@@ -203,13 +226,14 @@ def select(
         + calibration.answer_known_weight * terms.known_share(query)
         + calibration.answer_view_weight * scored.best_view
     )
-    heading = select_heading(question, query, chunks, terms)
+    heading = select_heading(question, query, chunks, terms, candidates[0] if candidates else None)
     if heading:
         heading = _widened_to_topic(heading, question, query, chunks, terms, scored)
         return Selection(tuple(chunks[i] for i in heading), False, (), "section", answerability)
     # A question none of whose words the platform uses (and that is not English, where no
     # Norwegian word could match) is about something the platform does not mention.
-    unknown_topic = bool(query) and terms.known_share(query) == 0.0 and not looks_english(question)
+    english = looks_english(question)
+    unknown_topic = bool(query) and terms.known_share(query) == 0.0 and not english
     topic = select_topic(question, query, chunks, terms)
     # A request for everything on a topic that several pledges name word for word ("Ka sei dokker
     # om bussan?") is answered from those pledges, however little any single one stands out.
@@ -221,9 +245,12 @@ def select(
         topic = sorted(topic, key=lambda i: -float(scored.fused[i]))[:MAX_TOPIC_CITATIONS]
         topic.sort()
         return Selection(tuple(chunks[i] for i in topic), False, (), "topic", answerability)
+    # English words matched against Norwegian text are noise ("planning" finds "handlingsplan"), so an
+    # English question's citations follow the scores alone.
+    cite_coverage_weight = 0.0 if english else calibration.cite_coverage_weight
     relevance = {
         i: float(scored.fused[i])
-        + calibration.cite_coverage_weight * coverage[i]
+        + cite_coverage_weight * coverage[i]
         - (calibration.passage_penalty if chunks[i].kind == "passage" else 0.0)
         for i in candidates
     }

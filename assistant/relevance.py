@@ -37,7 +37,7 @@ CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 _SUMMARY_INTENT = re.compile(
     r"\b(alle|samtlige|hva står det om|hva sier (?:erklæringen|plattformen|den|byrådet) om|"
     r"kva står det om|kva seier|ka står det om|ka sei(?:er)?|oversikt|oppsummer\w*|sammendrag|liste over|list opp|"
-    r"løft(?:ene|er|ane|a) om|fortell (?:meg |mæ )?om|"
+    r"løft(?:ene|er|ane|a) om|fortell (?:meg |mæ )?om|(?:hva|kva|ka) står det under|list everything|list all|"
     r"all pledges|everything about|what does (?:it|the platform) say about|tell me about|summar\w+|overview)\b",
     re.IGNORECASE,
 )
@@ -138,7 +138,9 @@ class TermIndex:
             word_stem = self.correct(stem(word))
             if word_stem in seen:
                 continue
-            parts = tuple(stem(p) for p in self.decompounder.parts(word))
+            # Distinct stems: "brukerrom" splits as "bruker" and "bruk" (its tail "rom" is too short
+            # to be a part), both "bruk"; counted twice they would pass for a two-part compound.
+            parts = tuple(dict.fromkeys(stem(p) for p in self.decompounder.parts(word)))
             seen[word_stem] = QueryWord(word_stem, parts, self.idf(word_stem))
         return list(seen.values())
 

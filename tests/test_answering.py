@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 
 from assistant.answering import (
@@ -14,6 +15,7 @@ from assistant.answering import (
     _near_title_word,
     clean_question,
     compose,
+    select,
     select_heading,
     select_topic,
     with_marker,
@@ -21,6 +23,7 @@ from assistant.answering import (
 from assistant.core import Assistant
 from assistant.errors import InvalidQuestionError
 from assistant.relevance import Calibration, TermIndex, has_summary_intent
+from assistant.retrieval import Scored
 from assistant.types import Chunk
 from tests.conftest import FakeSettings
 
@@ -264,6 +267,55 @@ def test_near_title_word(stem: str, term: str, expected: bool) -> None:
     assert _near_title_word(stem, term) is expected
 
 
+@pytest.mark.parametrize(
+    ("question", "subheading"),
+    [
+        (
+            "Jeg trenger alle punktene om barnevernet og familietjenesten – hele lista.",
+            "Barne- og familietjenesten (BFT)",
+        ),
+        ("Hva står det under Tros- og livssynsmangfold?", "Tros- og livssynsmangfold"),
+        ("livssynsmangfold", "Tros- og livssynsmangfold"),
+    ],
+)
+def test_select_heading_the_first_half_of_a_shared_compound_may_be_left_out(
+    fake_assistant: Assistant, chunks: list[Chunk], terms: TermIndex, question: str, subheading: str
+) -> None:
+    expected = [u.id for u in fake_assistant.corpus.pledges if u.subheading == subheading]
+    assert expected
+    assert _heading(question, chunks, terms) == expected
+
+
+def test_select_heading_with_extra_words_needs_the_best_ranked_chunk_under_it(
+    chunks: list[Chunk], terms: TermIndex
+) -> None:
+    question = "Gi meg en oversikt over integrering av innvandrere – språk, arbeid, barnehage osv."
+    query = terms.query_words(question)
+    under = next(i for i, c in enumerate(chunks) if c.subheading == "Barnehage" and c.kind == "pledge")
+    elsewhere = next(i for i, c in enumerate(chunks) if c.subheading == "Arbeid og velferd" and c.kind == "pledge")
+    assert select_heading(question, query, chunks, terms, best_ranked=under) is not None
+    assert select_heading(question, query, chunks, terms, best_ranked=elsewhere) is None
+    # A question naming only the heading needs no such support.
+    plain = "Hva står det om barnehage?"
+    assert select_heading(plain, terms.query_words(plain), chunks, terms, best_ranked=elsewhere) is not None
+
+
+def test_select_topic_reads_i_byen_as_the_city_not_a_topic(chunks: list[Chunk], terms: TermIndex) -> None:
+    question = "Kva vil byrådet gjere for studentane i byen?"
+    positions = select_topic(question, terms.query_words(question), chunks, terms)
+    assert positions is not None and len(positions) >= 4
+    assert all("student" in chunks[i].text.lower() for i in positions)
+
+
+def test_select_topic_a_compound_keyword_is_not_matched_by_its_first_half_alone(
+    chunks: list[Chunk], terms: TermIndex
+) -> None:
+    # "brukerrom" splits only as "bruker"/"bruk": that must not list every pledge using "bruk".
+    question = "brukerrom"
+    positions = select_topic(question, terms.query_words(question), chunks, terms) or []
+    assert all("brukerrom" in chunks[i].text.lower() for i in positions)
+
+
 def test_a_question_for_a_number_is_not_a_request_for_a_list(chunks: list[Chunk], terms: TermIndex) -> None:
     question = "Hvor mange studenter er det i Trondheim ifølge erklæringen?"
     assert _heading(question, chunks, terms) is None
@@ -430,3 +482,19 @@ def test_looks_english() -> None:
     assert looks_english("What will the council do about cycling?")
     assert not looks_english("Hva vil byrådet gjøre med sykkel?")
     assert not looks_english("Jeg er 23 og studerer")
+
+
+def test_english_words_do_not_steer_which_pledge_is_cited(chunks: list[Chunk], terms: TermIndex) -> None:
+    # English words match the English search expansions of some pledges ("new"), which says
+    # little about which pledge answers: an English question's citations follow the scores.
+    question = "What is new for cyclists?"
+    query = terms.query_words(question)
+    pledges = [i for i, c in enumerate(chunks) if c.kind == "pledge"]
+    matched = next(i for i in pledges if terms.coverage(query, i) > 0)
+    unmatched = next(i for i in pledges if terms.coverage(query, i) == 0)
+    fused = np.zeros(len(chunks))
+    fused[unmatched], fused[matched] = 0.90, 0.89
+    scored = Scored(dense=fused.copy(), bm25=np.zeros(len(chunks)), fused=fused)
+    calibration = Calibration(threshold=-1e9, cite_coverage_weight=1.0, margin=0.0, max_citations=1)
+    selection = select(question, scored, [unmatched, matched], chunks, terms, calibration)
+    assert selection.cited[0].id == chunks[unmatched].id
