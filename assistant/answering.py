@@ -66,6 +66,8 @@ class Selection:
     related: tuple[Chunk, ...]
     mode: str
     answerability: float
+    #: Why the question was refused, for the logs ("" when it was answered).
+    reason: str = ""
 
 
 def standout(dense: np.ndarray) -> float:
@@ -216,7 +218,11 @@ def select(
     chunks: Sequence[Chunk],
     terms: TermIndex,
     calibration: Calibration,
+    *,
+    unknown_shift: float = 0.0,
 ) -> Selection:
+    """Cite, list a heading or topic, or refuse. `unknown_shift` is how far the question's
+    embedding moves when the words the platform never uses are left out (see `Retrieved`)."""
     query = terms.query_words(question)
     candidates = list(ranked)
     coverage = {i: terms.coverage(query, i) for i in candidates}
@@ -238,9 +244,25 @@ def select(
     # A request for everything on a topic that several pledges name word for word ("Ka sei dokker
     # om bussan?") is answered from those pledges, however little any single one stands out.
     listed = bool(topic) and has_summary_intent(question) and len(topic or ()) >= 2
-    if (answerability < calibration.threshold and not listed) or unknown_topic:
+    # A question that rests on a word the platform never uses («legevakta», «ambulansen») and would
+    # get only a hedged answer is about a neighbouring topic the platform skips.
+    hedged = answerability < calibration.threshold + calibration.hedge_margin
+    rests_on_unknown = hedged and 0 < calibration.unknown_shift_min <= unknown_shift
+    reason = ""
+    if unknown_topic:
+        reason = "the platform uses none of the question's words"
+    elif listed:
+        pass
+    elif answerability < calibration.threshold:
+        reason = f"answerability {answerability:.2f} < threshold {calibration.threshold:.2f}"
+    elif rests_on_unknown:
+        reason = (
+            f"the question rests on words the platform never uses (shift {unknown_shift:.3f}) and "
+            f"answerability {answerability:.2f} is in the hedge band"
+        )
+    if reason:
         related = tuple(chunks[i] for i in candidates[:3])
-        return Selection((), True, related, "refused", answerability)
+        return Selection((), True, related, "refused", answerability, reason)
     if topic:
         topic = sorted(topic, key=lambda i: -float(scored.fused[i]))[:MAX_TOPIC_CITATIONS]
         topic.sort()
@@ -260,7 +282,7 @@ def select(
     for i in chosen:
         cited.setdefault(chunks[i].unit_id, chunks[i])  # one citation per pledge or passage
     # Just above the threshold, say so: the nearest pledges may not be what was asked about.
-    mode = "nearest" if answerability < calibration.threshold + calibration.hedge_margin else "ranked"
+    mode = "nearest" if hedged else "ranked"
     return Selection(tuple(list(cited.values())[: calibration.max_citations]), False, (), mode, answerability)
 
 

@@ -218,7 +218,13 @@ def _cmd_eval(assistant: Assistant, args: argparse.Namespace) -> int:
 def _cmd_calibrate(assistant: Assistant, args: argparse.Namespace) -> int:
     from assistant.evaluation import calibrate
 
-    return calibrate(assistant, Path(args.questions), split=args.split, write=not args.dry_run)
+    return calibrate(
+        assistant,
+        Path(args.questions),
+        split=args.split,
+        write=not args.dry_run,
+        unknown_rule_only=args.only == "unknown-words",
+    )
 
 
 def _cmd_bench(assistant: Assistant, args: argparse.Namespace) -> int:
@@ -273,6 +279,11 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--questions", default=default_questions)
     calibrate.add_argument("--split", choices=["dev", "test", "all"], default="dev")
     calibrate.add_argument("--dry-run", action="store_true")
+    calibrate.add_argument(
+        "--only",
+        choices=["unknown-words"],
+        help="Fit only the unknown-word refusal rule, keeping the rest of the current calibration.",
+    )
     calibrate.set_defaults(func=_cmd_calibrate)
 
     bench = sub.add_parser("bench", help="Measure build time, latency and memory.")

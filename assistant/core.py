@@ -39,6 +39,7 @@ from assistant.llms import GENERATIVE_BACKENDS, LLM_ERRORS, check_backend, make_
 from assistant.relevance import Calibration, TermIndex
 from assistant.retrieval import HybridSearcher, PlatformRetriever, Scored, ranking
 from assistant.settings import Settings
+from assistant.text import looks_english
 from assistant.types import Answer, Chunk, Citation, Hit
 
 Progress = Callable[[str], None]
@@ -53,6 +54,9 @@ class Retrieved:
     ranked: np.ndarray
     hits: tuple[Hit, ...]
     retrieve_ms: float
+    #: How far the question's embedding moves (1 - cosine) when the words the platform never uses
+    #: are left out: how much the question rests on them (0 when it has none, or is English).
+    unknown_shift: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -188,12 +192,24 @@ class Assistant:
         return Prepared(question, self._condense(question, inputs.get("history") or ()))
 
     def retrieve(self, question: str) -> Retrieved:
-        searcher, _ = self._ensure_index()
+        searcher, terms = self._ensure_index()
         started = time.perf_counter()
         scored = searcher.score(question)
         hits = searcher.hits(scored, self.settings.retrieve_k)
         ranked = ranking(scored)[: self.settings.retrieve_k]
-        return Retrieved(question, scored, ranked, tuple(hits), (time.perf_counter() - started) * 1000)
+        shift = self._unknown_shift(question, scored, terms)
+        return Retrieved(question, scored, ranked, tuple(hits), (time.perf_counter() - started) * 1000, shift)
+
+    def _unknown_shift(self, question: str, scored: Scored, terms: TermIndex) -> float:
+        # English words are all unknown to a Norwegian platform: leaving them out says nothing.
+        if scored.query_vector is None or looks_english(question):
+            return 0.0
+        reduced = terms.without_unknown_words(question)
+        if reduced is None:
+            return 0.0
+        if not any(ch.isalnum() for ch in reduced):
+            return 1.0
+        return 1.0 - float(np.dot(scored.query_vector, self.embedder.encode_query(reduced).ravel()))
 
     def select(self, retrieved: Retrieved) -> Selection:
         searcher, terms = self._ensure_index()
@@ -204,6 +220,7 @@ class Assistant:
             searcher.index.chunks,
             terms,
             self._calibration,
+            unknown_shift=retrieved.unknown_shift,
         )
 
     def _unit_texts(self) -> dict[str, str]:
@@ -228,11 +245,7 @@ class Assistant:
             related=selection.related,
             standalone_question=question.standalone,
             decision=selection.mode,
-            refusal_reason=(
-                f"answerability {selection.answerability:.2f} < threshold {self._calibration.threshold:.2f}"
-                if selection.refused
-                else None
-            ),
+            refusal_reason=selection.reason or None,
         )
 
     # --- generation ----------------------------------------------------------------------------

@@ -13,14 +13,15 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from assistant.core import Assistant
+from assistant.core import Assistant, Retrieved
 from assistant.errors import AssistantError
+from assistant.relevance import Calibration
 from assistant.settings import PROJECT_ROOT
 
 THRESHOLDS_FILE = PROJECT_ROOT / "eval" / "thresholds.json"
@@ -377,6 +378,44 @@ MIN_CITATION_PRECISION = 0.85
 VIEW_WEIGHTS = (0.0, 10.0, 20.0, 30.0, 45.0, 60.0)
 
 
+#: Candidate minimum shifts of the unknown-word refusal rule.
+UNKNOWN_SHIFT_MINS = tuple(round(0.02 + 0.005 * k, 3) for k in range(13))
+
+
+def pick_unknown_shift(outcomes: Callable[[float], Sequence[bool]], answerable: Sequence[bool]) -> float:
+    """The minimum shift of the unknown-word rule that refuses the most unanswerable questions
+    without refusing a single answerable question more than the rule switched off (0) does; ties
+    go to the larger shift, the more cautious rule. 0 when no setting refuses more.
+
+    `outcomes(shift_min)` gives each question's refused flag under that setting.
+    """
+
+    def counts(refused: Sequence[bool]) -> tuple[int, int]:
+        pairs = list(zip(refused, answerable, strict=True))
+        return sum(r for r, a in pairs if not a), sum(r for r, a in pairs if a)
+
+    best_unanswerable, base_answerable = counts(outcomes(0.0))
+    best = 0.0
+    for shift_min in sorted(UNKNOWN_SHIFT_MINS, reverse=True):
+        refused_unanswerable, refused_answerable = counts(outcomes(shift_min))
+        if refused_answerable <= base_answerable and refused_unanswerable > best_unanswerable:
+            best, best_unanswerable = shift_min, refused_unanswerable
+    return best
+
+
+def fit_unknown_rule(assistant: Assistant, retrieved: Sequence[Retrieved], answerable: Sequence[bool]) -> Calibration:
+    """The assistant's calibration with the unknown-word refusal rule fitted on these questions."""
+    base = assistant.calibration
+
+    def outcomes(shift_min: float) -> list[bool]:
+        assistant.with_calibration(replace(base, unknown_shift_min=shift_min))
+        return [assistant.select(r).refused for r in retrieved]
+
+    fitted = replace(base, unknown_shift_min=pick_unknown_shift(outcomes, answerable))
+    assistant.with_calibration(fitted)
+    return fitted
+
+
 def _citation_objective(precisions: Sequence[float], recalls: Sequence[float]) -> float:
     """F1 of citations, among settings that keep precision at or above the floor: a wrong
     citation misleads, so precision is a constraint, and within it more gold pledges is better."""
@@ -385,13 +424,23 @@ def _citation_objective(precisions: Sequence[float], recalls: Sequence[float]) -
     return f1 if p >= MIN_CITATION_PRECISION else f1 - 1.0
 
 
-def calibrate(assistant: Assistant, questions: Path, *, split: str, write: bool) -> int:
-    """Fit the answerability threshold, then the citation selection, on one split (dev)."""
+def calibrate(
+    assistant: Assistant, questions: Path, *, split: str, write: bool, unknown_rule_only: bool = False
+) -> int:
+    """Fit the answerability threshold, the unknown-word rule, then the citation selection, on one
+    split (dev). `unknown_rule_only` keeps the rest of the current calibration and fits the rule."""
     items = load_questions(questions, split)
     assistant.warm_up()
     retrieved = [assistant.retrieve(item["question"]) for item in items]
     answerable = [bool(item.get("answerable", bool(item.get("gold")))) for item in items]
-    base = assistant.calibration
+    fitted_on = f"{questions.name} split={split} n={len(items)}"
+    if unknown_rule_only:
+        current = assistant.calibration
+        assistant.with_calibration(replace(current, unknown_shift_min=0.0))
+        rule = fit_unknown_rule(assistant, retrieved, answerable)
+        chosen = replace(rule, fitted_on=f"{current.fitted_on}; unknown-word rule: {fitted_on}")
+        return _finish_calibration(assistant, chosen, write)
+    base = replace(assistant.calibration, unknown_shift_min=0.0)
     best: tuple[float, float, float, float, float] | None = None
     grid = itertools.product([w / 4 for w in range(0, 17)], [k / 2 for k in range(0, 9)], VIEW_WEIGHTS)
     for weight, known_weight, view_weight in grid:
@@ -413,13 +462,23 @@ def calibrate(assistant: Assistant, questions: Path, *, split: str, write: bool)
         if best is None or cost < best[0] - 1e-9:
             best = (cost, weight, known_weight, view_weight, cut)
     assert best is not None
-    fitted = replace(
-        base,
-        answer_coverage_weight=best[1],
-        answer_known_weight=best[2],
-        answer_view_weight=best[3],
-        threshold=round(best[4], 4),
+    assistant.with_calibration(
+        replace(
+            base,
+            answer_coverage_weight=best[1],
+            answer_known_weight=best[2],
+            answer_view_weight=best[3],
+            threshold=round(best[4], 4),
+        )
     )
+    # The hedge band first: the unknown-word rule acts inside it.
+    margins = [
+        selection.answerability - assistant.calibration.threshold
+        for selection, is_answerable in zip((assistant.select(r) for r in retrieved), answerable, strict=True)
+        if is_answerable and selection.mode in ("ranked", "nearest")
+    ]
+    assistant.with_calibration(replace(assistant.calibration, hedge_margin=round(pick_hedge_margin(margins), 4)))
+    fitted = fit_unknown_rule(assistant, retrieved, answerable)
     chosen, best_f = fitted, -1.0
     for cite_weight in (0.0, 0.02, 0.05, 0.1):
         for margin in [m / 200 for m in range(0, 11)]:
@@ -443,18 +502,11 @@ def calibrate(assistant: Assistant, questions: Path, *, split: str, write: bool)
                     score = _citation_objective(precisions, recalls)
                     if score > best_f + 1e-9:
                         best_f, chosen = score, candidate
-    assistant.with_calibration(chosen)
-    margins = [
-        selection.answerability - chosen.threshold
-        for selection, is_answerable in zip((assistant.select(r) for r in retrieved), answerable, strict=True)
-        if is_answerable and selection.mode in ("ranked", "nearest")
-    ]
-    chosen = replace(
-        chosen,
-        hedge_margin=round(pick_hedge_margin(margins), 4),
-        fitted_on=f"{questions.name} split={split} n={len(items)}",
-        embedding_model=assistant.settings.embedding_model,
-    )
+    chosen = replace(chosen, fitted_on=fitted_on, embedding_model=assistant.settings.embedding_model)
+    return _finish_calibration(assistant, chosen, write)
+
+
+def _finish_calibration(assistant: Assistant, chosen: Calibration, write: bool) -> int:
     assistant.with_calibration(chosen)
     print(json.dumps(chosen.__dict__, indent=2, ensure_ascii=False))
     if write:

@@ -57,6 +57,10 @@ class Calibration:
     passage_penalty: float = 0.03
     #: Answers with answerability below threshold + this margin say they are only the nearest.
     hedge_margin: float = 0.0
+    #: A hedged answer (below threshold + hedge_margin) to a question whose meaning rests on words
+    #: the platform never uses (its embedding moves at least this far, 1 - cosine, when they are
+    #: left out) is refused instead; 0 turns the rule off.
+    unknown_shift_min: float = 0.0
     fitted_on: str = "defaults"
     #: The embedding model the scores were fitted for ("" = any): cosines are model-specific.
     embedding_model: str = ""
@@ -149,6 +153,18 @@ class TermIndex:
         if word.stem in self._known_terms or len(word.parts) >= 2:
             return True
         return len(word.stem) >= 5 and self._begins_known_term(word.stem)
+
+    def without_unknown_words(self, question: str) -> str | None:
+        """The question with the words the platform never uses left out, or None when it has none.
+
+        "Vil byrådet styrke legevakta? Vi satt der i seks timer" → "Vil byrådet styrke ? Vi satt der
+        i seks timer": what is left shows how much the question rests on the missing word.
+        """
+        unknown = {w.stem for w in self.query_words(question) if not self.known(w)}
+        if not unknown:
+            return None
+        pieces = re.findall(r"\w+|\W+", question)
+        return "".join(p for p in pieces if not (p[0].isalnum() and self.correct(stem(p.lower())) in unknown))
 
     def known_share(self, query: list[QueryWord]) -> float:
         return sum(1 for w in query if self.known(w)) / len(query) if query else 0.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -444,6 +445,10 @@ def test_ask_with_forced_refusal_returns_the_refusal(fake_settings: FakeSettings
     assert answer.citations == ()
     assert len(answer.related) == 3
     assert len(answer.retrieved) == 10
+    # A question the platform has words for, refused by the threshold, says so in the log.
+    below = assistant.ask("Hva vil byrådet gjøre med fastlegeordningen i Midtbyen?")
+    assert below.refused and below.refusal_reason is not None
+    assert below.refusal_reason.startswith("answerability ") and "< threshold 1000000000.00" in below.refusal_reason
 
 
 @pytest.mark.parametrize(
@@ -498,3 +503,57 @@ def test_english_words_do_not_steer_which_pledge_is_cited(chunks: list[Chunk], t
     calibration = Calibration(threshold=-1e9, cite_coverage_weight=1.0, margin=0.0, max_citations=1)
     selection = select(question, scored, [unmatched, matched], chunks, terms, calibration)
     assert selection.cited[0].id == chunks[unmatched].id
+
+
+# --- the unknown-word rule -----------------------------------------------------------------
+
+
+def _hedged_selection(chunks: list[Chunk], terms: TermIndex, shift: float, *, above_band: bool = False) -> Selection:
+    question = "Vil byrådet styrke legevakta?"
+    pledge = next(i for i, c in enumerate(chunks) if c.kind == "pledge")
+    dense = np.zeros(len(chunks))
+    dense[pledge] = 1.0
+    scored = Scored(dense=dense, bm25=np.zeros(len(chunks)), fused=dense.copy())
+    off = Calibration(answer_coverage_weight=0.0, threshold=float("-inf"))
+    answerability = select(question, scored, [pledge], chunks, terms, off).answerability
+    # Just above the threshold (inside the hedge band), or well above it.
+    threshold = answerability - (2.0 if above_band else 0.1)
+    calibration = replace(off, threshold=threshold, hedge_margin=0.5, unknown_shift_min=0.04)
+    return select(question, scored, [pledge], chunks, terms, calibration, unknown_shift=shift)
+
+
+def test_a_hedged_answer_to_a_question_resting_on_unknown_words_is_refused(
+    chunks: list[Chunk], terms: TermIndex
+) -> None:
+    refused = _hedged_selection(chunks, terms, shift=0.05)
+    assert refused.refused and refused.mode == "refused"
+    assert "never uses" in refused.reason and refused.related
+    # Below the minimum shift the answer stays, hedged.
+    assert _hedged_selection(chunks, terms, shift=0.03).mode == "nearest"
+    # Above the hedge band the answer stays whatever the shift.
+    assert _hedged_selection(chunks, terms, shift=0.5, above_band=True).mode == "ranked"
+
+
+def test_the_unknown_word_rule_is_off_by_default(chunks: list[Chunk], terms: TermIndex) -> None:
+    pledge = next(i for i, c in enumerate(chunks) if c.kind == "pledge")
+    dense = np.zeros(len(chunks))
+    dense[pledge] = 1.0
+    scored = Scored(dense=dense, bm25=np.zeros(len(chunks)), fused=dense.copy())
+    calibration = Calibration(threshold=float("-inf"), hedge_margin=float("inf"))
+    selection = select("Vil byrådet styrke legevakta?", scored, [pledge], chunks, terms, calibration, unknown_shift=1.0)
+    assert not selection.refused
+
+
+def test_retrieval_measures_how_much_a_question_rests_on_unknown_words(fake_assistant: Assistant) -> None:
+    assert fake_assistant.retrieve("Vil byrådet styrke legevakta i sentrum?").unknown_shift > 0.0
+    assert fake_assistant.retrieve("Hva vil byrådet gjøre med fastlegeordningen?").unknown_shift == 0.0
+    # English words are all unknown to the platform: leaving them out would say nothing.
+    assert fake_assistant.retrieve("What will the council do about the emergency room?").unknown_shift == 0.0
+
+
+def test_a_refusal_by_the_unknown_word_rule_says_why_in_the_log(fake_settings: FakeSettings) -> None:
+    assistant = Assistant(fake_settings())
+    assistant.with_calibration(Calibration(threshold=-1e9, hedge_margin=1e12, unknown_shift_min=1e-9))
+    answer = assistant.ask("Vil byrådet styrke legevakta i sentrum?")
+    assert answer.refused and answer.text == REFUSAL
+    assert answer.refusal_reason is not None and "never uses" in answer.refusal_reason

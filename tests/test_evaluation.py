@@ -17,6 +17,7 @@ from assistant.evaluation import (
     hedge_note,
     mean,
     pick_hedge_margin,
+    pick_unknown_shift,
     recall_at_k,
     reciprocal_rank,
     score_result,
@@ -243,3 +244,28 @@ def test_the_hedge_note_counts_hedged_answers_by_answerability() -> None:
         "Answers hedged as only the nearest pledges: 1 of 2 answered unanswerable questions, "
         "1 of 2 answered answerable ones."
     )
+
+
+def test_pick_unknown_shift_refuses_more_without_refusing_an_answerable_question() -> None:
+    # Each question's shift; the rule refuses those at or above the minimum (0 = rule off).
+    shifts = [0.09, 0.07, 0.05, 0.04, 0.03, 0.01]
+    answerable = [False, False, True, False, False, True]
+
+    def outcomes(shift_min: float) -> list[bool]:
+        return [0 < shift_min <= s for s in shifts]
+
+    # 0.07 refuses both unanswerable questions above it (so does 0.06: ties go to the larger); 0.04
+    # would add one more but also the answerable 0.05.
+    assert pick_unknown_shift(outcomes, answerable) == pytest.approx(0.07)
+
+
+def test_pick_unknown_shift_counts_questions_refused_without_the_rule() -> None:
+    # An answerable question refused anyway (by the threshold) does not forbid a setting.
+    def outcomes(shift_min: float) -> list[bool]:
+        return [True, 0 < shift_min <= 0.08, False]
+
+    assert pick_unknown_shift(outcomes, [True, False, True]) == pytest.approx(0.08)
+
+
+def test_pick_unknown_shift_is_off_when_nothing_is_gained() -> None:
+    assert pick_unknown_shift(lambda shift_min: [False, False], [True, False]) == 0.0

@@ -109,7 +109,8 @@ def test_one_json_line_per_answered_question(fake_assistant: Assistant, logs: Ca
         assert entry["decision"] == decision
         assert entry["refused"] is answer.refused
         if answer.refused:
-            assert isinstance(entry["refusal_reason"], str) and "threshold" in entry["refusal_reason"]
+            # NATO is a word the platform never uses: the reason says so, not "below the threshold".
+            assert entry["refusal_reason"] == "the platform uses none of the question's words"
             assert entry["citations"] == []
         else:
             assert entry["refusal_reason"] is None

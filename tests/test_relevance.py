@@ -99,3 +99,8 @@ def test_calibration_round_trip(tmp_path: Path) -> None:
 
 def test_the_committed_calibration_was_fitted_on_the_dev_split() -> None:
     assert "split=dev" in Calibration.load().fitted_on
+
+
+def test_without_unknown_words_leaves_out_only_the_words_the_platform_never_uses(terms: TermIndex) -> None:
+    assert terms.without_unknown_words("Hva mener byrådet om NATO og sykkel?") == "Hva mener byrådet om  og sykkel?"
+    assert terms.without_unknown_words("Hva vil byrådet gjøre med fastlegeordningen?") is None
