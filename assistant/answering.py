@@ -13,7 +13,7 @@ from rapidfuzz.distance import Levenshtein
 from assistant.errors import InvalidQuestionError
 from assistant.relevance import Calibration, QueryWord, TermIndex, asks_quantity, has_summary_intent
 from assistant.retrieval import Scored
-from assistant.text import content_terms, looks_english
+from assistant.text import content_terms, looks_english, stem
 from assistant.types import Chunk, Citation
 
 REFUSAL = "Leangen-erklæringen sier ikke noe om dette, så jeg kan ikke svare på det ut fra plattformen."
@@ -95,6 +95,11 @@ def _title_terms(title: str) -> frozenset[str]:
     return frozenset(content_terms(re.sub(r"\([^)]*\)", " ", title))) - {"byråd"}
 
 
+def _title_acronyms(title: str) -> frozenset[str]:
+    """A bracketed acronym names its heading on its own: «BoA» for "Bo- og aktivitetstilbudet (BoA)"."""
+    return frozenset(stem(word) for word in re.findall(r"\((\w+)\)", title.lower()))
+
+
 def _elided_terms(title: str) -> frozenset[str]:
     """The first halves of a shared compound ("Barne-" in "Barne- og familietjenesten", "Tros-" in
     "Tros- og livssynsmangfold"): a question may leave them out ("familietjenesten")."""
@@ -156,13 +161,18 @@ def select_heading(
     for (_chapter, section, subheading), positions in _heading_groups(chunks).items():
         title = subheading or section
         title_terms = _title_terms(title)
-        rank = _title_match(query, title_terms, _elided_terms(title))
+        acronyms = _title_acronyms(title)
+        if any(w.stem in acronyms for w in query):
+            rank: tuple[int, int] | None = (len(title_terms), len(title_terms))
+        else:
+            rank = _title_match(query, title_terms, _elided_terms(title))
         if rank is None:
             continue
         extra = [
             w
             for w in query
-            if not any(w.stem == t or t.startswith(w.stem) or _near_title_word(w.stem, t) for t in title_terms)
+            if w.stem not in acronyms
+            and not any(w.stem == t or t.startswith(w.stem) or _near_title_word(w.stem, t) for t in title_terms)
         ]
         if extra and (not summary or (best_ranked is not None and best_ranked not in positions)):
             continue

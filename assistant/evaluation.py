@@ -378,6 +378,7 @@ MIN_CITATION_PRECISION = 0.85
 VIEW_WEIGHTS = (0.0, 10.0, 20.0, 30.0, 45.0, 60.0)
 
 
+UNKNOWN_RULE_NOTE = "; unknown-word rule: "
 #: Candidate minimum shifts of the unknown-word refusal rule.
 UNKNOWN_SHIFT_MINS = tuple(round(0.02 + 0.005 * k, 3) for k in range(13))
 
@@ -438,7 +439,8 @@ def calibrate(
         current = assistant.calibration
         assistant.with_calibration(replace(current, unknown_shift_min=0.0))
         rule = fit_unknown_rule(assistant, retrieved, answerable)
-        chosen = replace(rule, fitted_on=f"{current.fitted_on}; unknown-word rule: {fitted_on}")
+        rest = current.fitted_on.split(UNKNOWN_RULE_NOTE)[0]
+        chosen = replace(rule, fitted_on=f"{rest}{UNKNOWN_RULE_NOTE}{fitted_on}")
         return _finish_calibration(assistant, chosen, write)
     base = replace(assistant.calibration, unknown_shift_min=0.0)
     best: tuple[float, float, float, float, float] | None = None

@@ -33,16 +33,19 @@ from assistant.text import Decompounder, content_words, stem
 from assistant.types import Chunk
 
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
+#: The shortest platform term an unknown, longer query term is read as (see `TermIndex.correct`).
+MIN_EXTENDED_TERM = 8
 
 _SUMMARY_INTENT = re.compile(
     r"\b(alle|samtlige|hva står det om|hva sier (?:erklæringen|plattformen|den|byrådet) om|"
     r"kva står det om|kva seier|ka står det om|ka sei(?:er)?|oversikt|oppsummer\w*|sammendrag|liste over|list opp|"
     r"løft(?:ene|er|ane|a) om|fortell (?:meg |mæ )?om|(?:hva|kva|ka) står det under|list everything|list all|"
+    r"liste opp|rams(?:e)? opp|les opp|det som står om|"
     r"all pledges|everything about|what does (?:it|the platform) say about|tell me about|summar\w+|overview)\b",
     re.IGNORECASE,
 )
 # "Hvor mange studenter …" asks for a number in the text, not for every pledge on students.
-_QUANTITY = re.compile(r"\b(?:hvor|kor|how)\s+(?:mange|mye|mykje|møkkje|many|much)\b", re.IGNORECASE)
+_QUANTITY = re.compile(r"\b(?:hvor|kor|how)\s+(?:mange|mang|mye|mykje|møkkje|many|much)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,16 @@ class TermIndex:
         match = process.extractOne(
             term, self._vocabulary, scorer=Levenshtein.distance, score_cutoff=1 if len(term) < 9 else 2
         )
-        return str(match[0]) if match else term
+        if match:
+            return str(match[0])
+        # A typo near the end can derail the stemmer: "Brundalsforbindelssen" stems to
+        # "brundalsforbindelss", four letters from "brundalsforbind". A long platform term that
+        # makes up most of the word is the word meant.
+        shortest = max(MIN_EXTENDED_TERM, math.ceil(0.75 * len(term)))
+        for end in range(len(term) - 1, shortest - 1, -1):
+            if term[:end] in self._known_terms:
+                return term[:end]
+        return term
 
     def query_words(self, question: str) -> list[QueryWord]:
         seen: dict[str, QueryWord] = {}

@@ -18,7 +18,7 @@ QUESTION_WORDS = frozenset(
     planer plan planlegger tenker mener sier står skriver gjelder angående ang ønsker
     løfte løfter lovet lover lova tiltak noe noko hei takk please what does will the council do
     about city of plans is are there any and or to for in on a an how why which who mention says
-    fortell forklar skriv list liste oppsummer oppsummering punkt punkter punktene løftene ifølge per
+    fortell forklar skriv list liste oppsummer oppsummering punkt punkter punktene løftene ifølge per får
     står stå sies nevnt nevner nevnes dokumentet står erklæringa erklæring erklæringi dokkers dokker dokk sei seie seier
     """.split()
 )

@@ -287,6 +287,24 @@ def test_select_heading_the_first_half_of_a_shared_compound_may_be_left_out(
     assert _heading(question, chunks, terms) == expected
 
 
+@pytest.mark.parametrize(
+    ("question", "subheading"),
+    [
+        (
+            "Gi meg alle punktene om BoA-tjenesten for folk med funksjonsnedsettelser.",
+            "Bo- og aktivitetstilbudet (BoA)",
+        ),
+        ("Hva står det om BFT?", "Barne- og familietjenesten (BFT)"),
+    ],
+)
+def test_select_heading_named_by_its_acronym(
+    fake_assistant: Assistant, chunks: list[Chunk], terms: TermIndex, question: str, subheading: str
+) -> None:
+    expected = [u.id for u in fake_assistant.corpus.pledges if u.subheading == subheading]
+    assert expected
+    assert _heading(question, chunks, terms) == expected
+
+
 def test_select_heading_with_extra_words_needs_the_best_ranked_chunk_under_it(
     chunks: list[Chunk], terms: TermIndex
 ) -> None:
