@@ -254,18 +254,16 @@ def select(
     # A request for everything on a topic that several pledges name word for word ("Ka sei dokker
     # om bussan?") is answered from those pledges, however little any single one stands out.
     listed = bool(topic) and has_summary_intent(question) and len(topic or ()) >= 2
-    # A question that rests on a word the platform never uses («legevakta», «ambulansen») and would
-    # get only a hedged answer is about a neighbouring topic the platform skips.
+    # A question that rests on a word the platform never uses («overvåkingskameraer») and would get
+    # only a hedged answer is about a neighbouring topic the platform skips.
     hedged = answerability < calibration.threshold + calibration.hedge_margin
     rests_on_unknown = hedged and 0 < calibration.unknown_shift_min <= unknown_shift
     reason = ""
     if unknown_topic:
         reason = "the platform uses none of the question's words"
-    elif listed:
-        pass
-    elif answerability < calibration.threshold:
+    elif not listed and answerability < calibration.threshold:
         reason = f"answerability {answerability:.2f} < threshold {calibration.threshold:.2f}"
-    elif rests_on_unknown:
+    elif not listed and rests_on_unknown:
         reason = (
             f"the question rests on words the platform never uses (shift {unknown_shift:.3f}) and "
             f"answerability {answerability:.2f} is in the hedge band"
@@ -277,8 +275,9 @@ def select(
         topic = sorted(topic, key=lambda i: -float(scored.fused[i]))[:MAX_TOPIC_CITATIONS]
         topic.sort()
         return Selection(tuple(chunks[i] for i in topic), False, (), "topic", answerability)
-    # English words matched against Norwegian text are noise ("planning" finds "handlingsplan"), so an
-    # English question's citations follow the scores alone.
+    # An English question's words match only the English expansion questions of some pledges
+    # ("new", "planning"), which says little about which pledge answers: its citations follow the
+    # scores alone.
     cite_coverage_weight = 0.0 if english else calibration.cite_coverage_weight
     relevance = {
         i: float(scored.fused[i])

@@ -40,7 +40,7 @@ _SUMMARY_INTENT = re.compile(
     r"\b(alle|samtlige|hva står det om|hva sier (?:erklæringen|plattformen|den|byrådet) om|"
     r"kva står det om|kva seier|ka står det om|ka sei(?:er)?|oversikt|oppsummer\w*|sammendrag|liste over|list opp|"
     r"løft(?:ene|er|ane|a) om|fortell (?:meg |mæ )?om|(?:hva|kva|ka) står det under|list everything|list all|"
-    r"liste opp|rams(?:e)? opp|les opp|det som står om|"
+    r"liste opp|rams(?:e)? opp|les opp|det som står om|når det gjelder|angående|"
     r"all pledges|everything about|what does (?:it|the platform) say about|tell me about|summar\w+|overview)\b",
     re.IGNORECASE,
 )

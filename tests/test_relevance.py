@@ -82,6 +82,7 @@ def test_coverage_is_compound_aware(fake_assistant: Assistant, terms: TermIndex)
         ("Ka byrådet vil gjør me Helseplattformen? Rams opp alt dokker har skrevi.", True),
         ("Les opp det som står om kulturskolen i erklæringen.", True),
         ("Kan du liste opp alt byrådet har lovet om næringsareal?", True),
+        ("Hva vil byrådet gjøre når det gjelder kirke, religion og livssyn?", True),
         ("Hvor mye er fritidskortet verdt?", False),
         ("Hva vil byrådet gjøre med fastlegeordningen?", False),
     ],
