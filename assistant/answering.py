@@ -115,32 +115,37 @@ def _title_match(
     A question word may name a title word it begins ("tro" names "tros"), but an exact match
     ranks higher: "skole" means the sub-heading "Skole", not "Skolehelsetjenesten". A short word
     names a title word only up to an ending, not a compound it starts: "barn" (from "barne- og
-    familietenesta") does not name "Barnehage". A long title word is also named one letter off,
-    as nynorsk and typos write it: "familietenesta" names "familietjenesten".
+    familietenesta") does not name "Barnehage"; unless the question names the heading's other
+    words exactly: "rus og psykisk helse" names "Psykisk helse og rustjenester". A long title word
+    is also named a letter or two off, as nynorsk and typos write it: "familietenesta" names
+    "familietjenesten", "skulehelsetenesta" "skolehelsetjenesten".
     """
     if not title_terms - optional:
         return None
-    exact = 0
+    exact = sum(1 for term in title_terms if any(w.stem == term for w in query))
     for term in title_terms:
-        if any(w.stem == term for w in query):
-            exact += 1
-        elif term not in optional and not any(
-            _begins_title_word(w.stem, term) or _near_title_word(w.stem, term) for w in query
+        if term in optional or any(w.stem == term for w in query):
+            continue
+        if not any(
+            _begins_title_word(w.stem, term, compound=exact > 0) or _near_title_word(w.stem, term) for w in query
         ):
             return None
     return exact, len(title_terms)
 
 
-def _begins_title_word(stem: str, term: str) -> bool:
-    return len(stem) >= 3 and term.startswith(stem) and (len(stem) >= 5 or len(term) - len(stem) <= 3)
+def _begins_title_word(stem: str, term: str, *, compound: bool = False) -> bool:
+    return len(stem) >= 3 and term.startswith(stem) and (compound or len(stem) >= 5 or len(term) - len(stem) <= 3)
 
 
-#: Shorter title words stay exact: one letter turns "skole" into "skale", "barn" into "barm".
+#: One letter may differ per this many letters of a title word: shorter words stay exact (one
+#: letter turns "skole" into "skale", "barn" into "barm"); nynorsk "skulehelsetenest" names
+#: "skolehelsetjenest" (17 letters, two off).
 NEAR_TITLE_WORD_FROM = 8
 
 
 def _near_title_word(stem: str, term: str) -> bool:
-    return len(term) >= NEAR_TITLE_WORD_FROM and Levenshtein.distance(stem, term, score_cutoff=1) <= 1
+    allowed = len(term) // NEAR_TITLE_WORD_FROM
+    return allowed > 0 and Levenshtein.distance(stem, term, score_cutoff=allowed) <= allowed
 
 
 def select_heading(
@@ -182,22 +187,40 @@ def select_heading(
     return best
 
 
+#: What a request for a list names as its topic: "alle løftene om sykefravær", "hva står det om
+#: Heimdal i byrådserklæringen?" (up to the end of the clause).
+_TOPIC_PHRASE = re.compile(r"\b(?:om|about|angående)\s+([^?.!:;,–—(«»\"]+)", re.IGNORECASE)
+
+
 def select_topic(question: str, query: list[QueryWord], chunks: Sequence[Chunk], terms: TermIndex) -> list[int] | None:
     """All pledges on a topic: "alle løfter om sykkel", or a one-word topic ("Hva vil byrådet gjøre
     for studenter?", "LHBTQ") that several pledges name. A question for a number ("Hvor mange
-    studenter …") is not a request for a list."""
+    studenter …") is not a request for a list.
+
+    When no pledge has every word of a request for a list, the words after its "om" name the
+    topic: in "Kan du sette opp en oversikt over alt byrådet lover om sykefravær? Jeg tenker både
+    helse, skole og …" the topic is «sykefravær»."""
     if len(query) > 1:
         query = [w for w in query if w.stem not in CITY_WORDS] or query
     if not query or asks_quantity(question) or (len(query) > 1 and not has_summary_intent(question)):
         return None
-    positions = [
+    positions = _pledges_with_all(query, chunks, terms)
+    if len(query) == 1 and not has_summary_intent(question) and len(positions) < 2:
+        return None
+    if not positions and len(query) > 1:
+        for phrase in _TOPIC_PHRASE.findall(question):
+            focus = [w for w in terms.query_words(phrase) if w.stem not in CITY_WORDS]
+            if focus and len(focus) < len(query) and len(found := _pledges_with_all(focus, chunks, terms)) >= 2:
+                return found
+    return positions or None
+
+
+def _pledges_with_all(query: list[QueryWord], chunks: Sequence[Chunk], terms: TermIndex) -> list[int]:
+    return [
         i
         for i, chunk in enumerate(chunks)
         if chunk.kind == "pledge" and all(terms.matches(w, i, with_heading=False) for w in query)
     ]
-    if len(query) == 1 and not has_summary_intent(question) and len(positions) < 2:
-        return None
-    return positions or None
 
 
 def _widened_to_topic(

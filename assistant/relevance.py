@@ -28,6 +28,7 @@ from pathlib import Path
 
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
+from wordfreq import zipf_frequency
 
 from assistant.text import Decompounder, content_words, stem
 from assistant.types import Chunk
@@ -35,12 +36,24 @@ from assistant.types import Chunk
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 #: The shortest platform term an unknown, longer query term is read as (see `TermIndex.correct`).
 MIN_EXTENDED_TERM = 8
+#: A word at least this common in written Norwegian (Zipf scale: 3 is once per million words) is a
+#: word, not a typo: «gravplass» is not a misspelt «gravemaskin», nor «anslag» a misspelt «avslag».
+COMMON_WORD_ZIPF = 3.0
+
+
+@lru_cache(maxsize=20_000)
+def is_common_word(word: str) -> bool:
+    """Whether `word` (lower-cased, as typed) is an everyday Norwegian word (wordfreq, bokmål)."""
+    return zipf_frequency(word, "nb") >= COMMON_WORD_ZIPF
+
 
 _SUMMARY_INTENT = re.compile(
     r"\b(alle|samtlige|hva står det om|hva sier (?:erklæringen|plattformen|den|byrådet) om|"
     r"kva står det om|kva seier|ka står det om|ka sei(?:er)?|oversikt|oppsummer\w*|sammendrag|liste over|list opp|"
     r"løft(?:ene|er|ane|a) om|fortell (?:meg |mæ )?om|(?:hva|kva|ka) står det under|list everything|list all|"
     r"liste opp|rams(?:e)? opp|les opp|det som står om|når det gjelder|angående|"
+    r"under (?:punktet|punkta|overskrift\w*|kapit\w*|avsnitt\w*|delen)|"
+    r"every point|list every\w*|all (?:the )?points|under the [\w ]{1,40} heading|"
     r"all pledges|everything about|what does (?:it|the platform) say about|tell me about|summar\w+|overview)\b",
     re.IGNORECASE,
 )
@@ -121,18 +134,27 @@ class TermIndex:
         return position < len(self._vocabulary) and self._vocabulary[position].startswith(term)
 
     @lru_cache(maxsize=20_000)  # noqa: B019 - lives as long as the index
-    def correct(self, term: str) -> str:
+    def correct(self, term: str, *, common_word: bool = False) -> str:
         """The corpus term a misspelt or dialect query term most likely means ("barnhag" ->
         "barnehag", "skolan" -> "skol").
 
         A term the corpus uses, or begins, is not a typo: "trikk" stays "trikk" (it begins
-        "trikkelinjen") instead of becoming the nearby word "trekk".
+        "trikkelinjen") instead of becoming the nearby word "trekk". Nor is the stem of a
+        `common_word` (see `is_common_word`): a real word the platform does not use names
+        something the platform does not speak of, and reading it as a platform word a letter or
+        two away would hide that.
         """
         # Trøndersk definite plurals end in -an where bokmål has -ene: "skolan", "bussan". Checked
         # against the platform's own words first (the expansions' Trøndersk questions use them too).
         if term.endswith("an") and term not in self._df and (bokmal := stem(term[:-2] + "ene")) in self._df:
             return bokmal
-        if term in self._known_terms or len(term) < 5 or not term.isalpha() or self._begins_known_term(term):
+        if (
+            common_word
+            or term in self._known_terms
+            or len(term) < 5
+            or not term.isalpha()
+            or self._begins_known_term(term)
+        ):
             return term
         match = process.extractOne(
             term, self._vocabulary, scorer=Levenshtein.distance, score_cutoff=1 if len(term) < 9 else 2
@@ -148,10 +170,14 @@ class TermIndex:
                 return term[:end]
         return term
 
+    def word_stem(self, word: str) -> str:
+        """The corpus term a lower-cased query word stands for (its stem, corrected)."""
+        return self.correct(stem(word), common_word=is_common_word(word))
+
     def query_words(self, question: str) -> list[QueryWord]:
         seen: dict[str, QueryWord] = {}
         for word in content_words(question, drop_question_words=True):
-            word_stem = self.correct(stem(word))
+            word_stem = self.word_stem(word)
             if word_stem in seen:
                 continue
             # Distinct stems: "brukerrom" splits as "bruker" and "bruk" (its tail "rom" is too short
@@ -176,7 +202,7 @@ class TermIndex:
         if not unknown:
             return None
         pieces = re.findall(r"\w+|\W+", question)
-        return "".join(p for p in pieces if not (p[0].isalnum() and self.correct(stem(p.lower())) in unknown))
+        return "".join(p for p in pieces if not (p[0].isalnum() and self.word_stem(p.lower()) in unknown))
 
     def known_share(self, query: list[QueryWord]) -> float:
         return sum(1 for w in query if self.known(w)) / len(query) if query else 0.0

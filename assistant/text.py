@@ -20,6 +20,8 @@ QUESTION_WORDS = frozenset(
     about city of plans is are there any and or to for in on a an how why which who mention says
     fortell forklar skriv list liste oppsummer oppsummering punkt punkter punktene løftene ifølge per får
     står stå sies nevnt nevner nevnes dokumentet står erklæringa erklæring erklæringi dokkers dokker dokk sei seie seier
+    byrådserklæringen byrådserklæringa byrådsplattformen kapittel kapitlet kapittelet kapitla uansett samtlige
+    kulepunkt kulepunkter kulepunkta kulepunktene punkta overskrift overskriften overskrifta journalist
     """.split()
 )
 STOPWORDS = frozenset(STOPWORDS_NORWEGIAN) | frozenset(

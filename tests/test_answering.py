@@ -253,7 +253,8 @@ def test_select_heading_a_short_word_does_not_name_a_compound_it_begins(chunks: 
         ("familietenest", "familietjenest", True),
         ("fastlegeordning", "fastlegeordning", True),
         ("helseplattform", "helseplatform", True),
-        ("familietenest", "familietjenestan", False),  # two letters off
+        ("familitenest", "familietjenest", False),  # two letters off a word of 14
+        ("skulehelsetenest", "skolehelsetjenest", True),  # two letters off a word of 17
         ("skal", "skol", False),  # short heading words stay exact
     ],
 )
@@ -264,6 +265,8 @@ def test_near_title_word(stem: str, term: str, expected: bool) -> None:
 BFT = "Barne- og familietjenesten (BFT)"
 TROS = "Tros- og livssynsmangfold"
 BOA = "Bo- og aktivitetstilbudet (BoA)"
+SKOLEHELSE = "Skolehelsetjenesten"
+PSYKISK_HELSE = "Psykisk helse og rustjenester"
 
 
 @pytest.mark.parametrize(
@@ -275,8 +278,21 @@ BOA = "Bo- og aktivitetstilbudet (BoA)"
         ("livssynsmangfold", TROS),
         ("Gi meg alle punktene om BoA-tjenesten for folk med funksjonsnedsettelser.", BOA),
         ("Hva står det om BFT?", BFT),
+        ("Kva står det under overskrifta om skulehelsetenesta? Ta med alle punkta.", SKOLEHELSE),
+        ("Gi meg samtlige kulepunkter under «rus og psykisk helse» i sosialkapitlet.", PSYKISK_HELSE),
+        ("Hva lover byrådet under punktet om religion og livssyn? Kirkebygg, domkirka osv.", TROS),
     ],
-    ids=["nynorsk-one-letter-off", "elided-barne", "elided-tros", "elided-tros-bare", "acronym-boa", "acronym-bft"],
+    ids=[
+        "nynorsk-one-letter-off",
+        "elided-barne",
+        "elided-tros",
+        "elided-tros-bare",
+        "acronym-boa",
+        "acronym-bft",
+        "nynorsk-two-letters-off-a-long-word",
+        "short-word-begins-a-compound-beside-exact-words",
+        "under-punktet-om",
+    ],
 )
 def test_select_heading_names_the_whole_sub_heading(
     fake_assistant: Assistant, chunks: list[Chunk], terms: TermIndex, question: str, subheading: str
@@ -365,6 +381,23 @@ def test_select_topic_takes_a_one_word_topic_named_by_several_pledges(chunks: li
 def test_select_topic_leaves_a_one_word_topic_with_one_pledge_to_ranking(chunks: list[Chunk], terms: TermIndex) -> None:
     question = "Hva med Brundalsforbindelsen?"
     assert select_topic(question, terms.query_words(question), chunks, terms) is None
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Kan du sette opp en oversikt over alt byrådet lover om sykefravær? Jeg tenker både helse, skole og kommunen.",
+        "sykefravær kommunen – alle løfter, uansett kapittel",
+        "Journalist her: hva står det om sykefravær i byrådserklæringen?",
+    ],
+    ids=["topic-after-om", "document-words-are-not-topic-words", "byradserklaeringen"],
+)
+def test_select_topic_finds_the_topic_of_a_request_for_a_list(
+    chunks: list[Chunk], terms: TermIndex, question: str
+) -> None:
+    positions = select_topic(question, terms.query_words(question), chunks, terms)
+    assert positions is not None and len(positions) >= 3
+    assert all("sykefravær" in chunks[i].text.lower() for i in positions)
 
 
 def test_select_topic_returns_none_for_unknown_topic(chunks: list[Chunk], terms: TermIndex) -> None:

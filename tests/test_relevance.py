@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from assistant.core import Assistant
-from assistant.relevance import Calibration, TermIndex, asks_quantity, has_summary_intent
+from assistant.relevance import Calibration, TermIndex, asks_quantity, has_summary_intent, is_common_word
 from assistant.text import stem
 
 
@@ -41,6 +41,21 @@ def test_a_typo_that_derails_the_stemmer_is_read_as_the_long_platform_term_it_ex
     assert terms.correct(stem("Brundalsforbindelssen".lower())) == stem("brundalsforbindelsen")
     # A short platform term does not swallow a longer unknown word.
     assert terms.correct(stem("skoleuniformer")) == stem("skoleuniformer")
+
+
+@pytest.mark.parametrize("word", ["gravplass", "anslag", "prevensjon"])
+def test_a_common_word_the_platform_never_uses_is_not_read_as_a_typo(terms: TermIndex, word: str) -> None:
+    # Without the word list each would become a platform word a letter or two away.
+    assert terms.correct(stem(word)) != stem(word)
+    assert terms.word_stem(word) == stem(word)
+    assert not terms.known(terms.query_words(f"Hva med {word}?")[0])
+
+
+@pytest.mark.parametrize(
+    ("word", "common"), [("gravplass", True), ("legevakta", True), ("barnhage", False), ("kulturskollen", False)]
+)
+def test_common_words_are_told_from_typos(word: str, common: bool) -> None:
+    assert is_common_word(word) is common
 
 
 def test_far_is_question_boilerplate(terms: TermIndex) -> None:
@@ -83,6 +98,8 @@ def test_coverage_is_compound_aware(fake_assistant: Assistant, terms: TermIndex)
         ("Les opp det som står om kulturskolen i erklæringen.", True),
         ("Kan du liste opp alt byrådet har lovet om næringsareal?", True),
         ("Hva vil byrådet gjøre når det gjelder kirke, religion og livssyn?", True),
+        ("Hva lover byrådet under punktet om religion og livssyn?", True),
+        ("What does the platform say under the student health heading? Please list every point.", True),
         ("Hvor mye er fritidskortet verdt?", False),
         ("Hva vil byrådet gjøre med fastlegeordningen?", False),
     ],
