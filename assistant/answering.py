@@ -278,18 +278,25 @@ def select(
     # om bussan?") is answered from those pledges, however little any single one stands out.
     listed = bool(topic) and has_summary_intent(question) and len(topic or ()) >= 2
     # A question that rests on a word the platform never uses («overvåkingskameraer») and would get
-    # only a hedged answer is about a neighbouring topic the platform skips.
+    # only a hedged answer is about a neighbouring topic the platform skips; so is one that rests
+    # on such words heavily, however well its other words match.
     hedged = answerability < calibration.threshold + calibration.hedge_margin
-    rests_on_unknown = hedged and 0 < calibration.unknown_shift_min <= unknown_shift
+    shifted = 0 < calibration.unknown_shift_min <= unknown_shift
+    strongly_shifted = 0 < calibration.unknown_shift_strong <= unknown_shift
     reason = ""
     if unknown_topic:
         reason = "the platform uses none of the question's words"
     elif not listed and answerability < calibration.threshold:
         reason = f"answerability {answerability:.2f} < threshold {calibration.threshold:.2f}"
-    elif not listed and rests_on_unknown:
+    elif not listed and hedged and shifted:
         reason = (
             f"the question rests on words the platform never uses (shift {unknown_shift:.3f}) and "
             f"answerability {answerability:.2f} is in the hedge band"
+        )
+    elif not listed and strongly_shifted:
+        reason = (
+            f"the question rests heavily on words the platform never uses (shift {unknown_shift:.3f} "
+            f">= {calibration.unknown_shift_strong:.3f})"
         )
     if reason:
         related = tuple(chunks[i] for i in candidates[:3])

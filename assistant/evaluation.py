@@ -405,14 +405,25 @@ def pick_unknown_shift(outcomes: Callable[[float], Sequence[bool]], answerable: 
 
 
 def fit_unknown_rule(assistant: Assistant, retrieved: Sequence[Retrieved], answerable: Sequence[bool]) -> Calibration:
-    """The assistant's calibration with the unknown-word refusal rule fitted on these questions."""
-    base = assistant.calibration
+    """The assistant's calibration with the unknown-word refusal rules fitted on these questions:
+    first the shift that refuses a hedged answer, then, with that fixed, the larger shift that
+    refuses at any answerability; each refuses no answerable question more than without it."""
+    base = replace(assistant.calibration, unknown_shift_min=0.0, unknown_shift_strong=0.0)
 
-    def outcomes(shift_min: float) -> list[bool]:
-        assistant.with_calibration(replace(base, unknown_shift_min=shift_min))
+    def refusals(calibration: Calibration) -> list[bool]:
+        assistant.with_calibration(calibration)
         return [assistant.select(r).refused for r in retrieved]
 
-    fitted = replace(base, unknown_shift_min=pick_unknown_shift(outcomes, answerable))
+    hedged = replace(
+        base,
+        unknown_shift_min=pick_unknown_shift(lambda s: refusals(replace(base, unknown_shift_min=s)), answerable),
+    )
+    fitted = replace(
+        hedged,
+        unknown_shift_strong=pick_unknown_shift(
+            lambda s: refusals(replace(hedged, unknown_shift_strong=s)), answerable
+        ),
+    )
     assistant.with_calibration(fitted)
     return fitted
 
@@ -437,12 +448,11 @@ def calibrate(
     fitted_on = f"{questions.name} split={split} n={len(items)}"
     if unknown_rule_only:
         current = assistant.calibration
-        assistant.with_calibration(replace(current, unknown_shift_min=0.0))
         rule = fit_unknown_rule(assistant, retrieved, answerable)
         rest = current.fitted_on.split(UNKNOWN_RULE_NOTE)[0]
         chosen = replace(rule, fitted_on=f"{rest}{UNKNOWN_RULE_NOTE}{fitted_on}")
         return _finish_calibration(assistant, chosen, write)
-    base = replace(assistant.calibration, unknown_shift_min=0.0)
+    base = replace(assistant.calibration, unknown_shift_min=0.0, unknown_shift_strong=0.0)
     best: tuple[float, float, float, float, float] | None = None
     grid = itertools.product([w / 4 for w in range(0, 17)], [k / 2 for k in range(0, 9)], VIEW_WEIGHTS)
     for weight, known_weight, view_weight in grid:

@@ -77,6 +77,10 @@ class Calibration:
     #: the platform never uses (its embedding moves at least this far, 1 - cosine, when they are
     #: left out) is refused instead; 0 turns the rule off.
     unknown_shift_min: float = 0.0
+    #: A question whose embedding moves at least this far when those words are left out is refused
+    #: however well its other words match («båten ut til Munkholmen», «ambulansen på Byneset»);
+    #: 0 turns the rule off.
+    unknown_shift_strong: float = 0.0
     fitted_on: str = "defaults"
     #: The embedding model the scores were fitted for ("" = any): cosines are model-specific.
     embedding_model: str = ""

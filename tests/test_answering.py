@@ -540,7 +540,9 @@ def test_english_words_do_not_steer_which_pledge_is_cited(chunks: list[Chunk], t
 # --- the unknown-word rule -----------------------------------------------------------------
 
 
-def _hedged_selection(chunks: list[Chunk], terms: TermIndex, shift: float, *, above_band: bool = False) -> Selection:
+def _hedged_selection(
+    chunks: list[Chunk], terms: TermIndex, shift: float, *, above_band: bool = False, strong: float = 0.0
+) -> Selection:
     question = "Vil byrådet styrke legevakta?"
     pledge = next(i for i, c in enumerate(chunks) if c.kind == "pledge")
     dense = np.zeros(len(chunks))
@@ -550,7 +552,9 @@ def _hedged_selection(chunks: list[Chunk], terms: TermIndex, shift: float, *, ab
     answerability = select(question, scored, [pledge], chunks, terms, off).answerability
     # Just above the threshold (inside the hedge band), or well above it.
     threshold = answerability - (2.0 if above_band else 0.1)
-    calibration = replace(off, threshold=threshold, hedge_margin=0.5, unknown_shift_min=0.04)
+    calibration = replace(
+        off, threshold=threshold, hedge_margin=0.5, unknown_shift_min=0.04, unknown_shift_strong=strong
+    )
     return select(question, scored, [pledge], chunks, terms, calibration, unknown_shift=shift)
 
 
@@ -564,6 +568,15 @@ def test_a_hedged_answer_to_a_question_resting_on_unknown_words_is_refused(
     assert _hedged_selection(chunks, terms, shift=0.03).mode == "nearest"
     # Above the hedge band the answer stays whatever the shift.
     assert _hedged_selection(chunks, terms, shift=0.5, above_band=True).mode == "ranked"
+
+
+def test_a_question_resting_heavily_on_unknown_words_is_refused_at_any_answerability(
+    chunks: list[Chunk], terms: TermIndex
+) -> None:
+    refused = _hedged_selection(chunks, terms, shift=0.07, above_band=True, strong=0.06)
+    assert refused.refused and "heavily" in refused.reason
+    # Below the strong shift a well-matched question is answered.
+    assert _hedged_selection(chunks, terms, shift=0.05, above_band=True, strong=0.06).mode == "ranked"
 
 
 def test_the_unknown_word_rule_is_off_by_default(chunks: list[Chunk], terms: TermIndex) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
@@ -14,6 +15,7 @@ from assistant.evaluation import (
     citation_precision,
     citation_recall,
     dedupe,
+    fit_unknown_rule,
     hedge_note,
     mean,
     pick_hedge_margin,
@@ -23,6 +25,7 @@ from assistant.evaluation import (
     score_result,
     summarise,
 )
+from assistant.relevance import Calibration
 
 RETRIEVED = ["a", "b", "c", "d", "e", "f", "g"]
 
@@ -269,3 +272,29 @@ def test_pick_unknown_shift_counts_questions_refused_without_the_rule() -> None:
 
 def test_pick_unknown_shift_is_off_when_nothing_is_gained() -> None:
     assert pick_unknown_shift(lambda shift_min: [False, False], [True, False]) == 0.0
+
+
+class _ShiftRules:
+    """Stands in for the assistant: a question is (shift, hedged), refused by the calibration's rules."""
+
+    def __init__(self) -> None:
+        self.calibration = Calibration(unknown_shift_min=0.5, unknown_shift_strong=0.5)
+
+    def with_calibration(self, calibration: Calibration) -> None:
+        self.calibration = calibration
+
+    def select(self, question: tuple[float, bool]) -> SimpleNamespace:
+        shift, hedged = question
+        rules = self.calibration
+        refused = (hedged and 0 < rules.unknown_shift_min <= shift) or 0 < rules.unknown_shift_strong <= shift
+        return SimpleNamespace(refused=refused)
+
+
+def test_fit_unknown_rule_fits_the_hedged_then_the_strong_shift() -> None:
+    questions = [(0.05, True), (0.03, True), (0.078, False), (0.07, False)]
+    answerable = [False, True, False, True]
+    fitted = fit_unknown_rule(cast(Any, _ShiftRules()), cast(Any, questions), answerable)
+    # The hedged rule refuses 0.05 but not the answerable 0.03 (ties go to the larger shift); the
+    # strong rule refuses 0.078 but not the answerable, well-matched 0.07.
+    assert fitted.unknown_shift_min == pytest.approx(0.05)
+    assert fitted.unknown_shift_strong == pytest.approx(0.075)
