@@ -223,7 +223,7 @@ def _cmd_calibrate(assistant: Assistant, args: argparse.Namespace) -> int:
         Path(args.questions),
         split=args.split,
         write=not args.dry_run,
-        unknown_rule_only=args.only == "unknown-words",
+        only=args.only,
     )
 
 
@@ -281,8 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--dry-run", action="store_true")
     calibrate.add_argument(
         "--only",
-        choices=["unknown-words"],
-        help="Fit only the unknown-word refusal rule, keeping the rest of the current calibration.",
+        choices=["unknown-words", "citations"],
+        help="Fit only the unknown-word refusal rule, or only the citation selection, keeping the rest "
+        "of the current calibration.",
     )
     calibrate.set_defaults(func=_cmd_calibrate)
 

@@ -177,9 +177,10 @@ class Assistant:
         return searcher.index
 
     def warm_up(self) -> None:
-        """Load the index and model now, so the first question is fast."""
-        searcher, _ = self._ensure_index()
+        """Load the index, the model and the word list now, so the first question is fast."""
+        searcher, terms = self._ensure_index()
         searcher.embedder.encode_query("oppvarming")
+        terms.query_words("oppvarming")
 
     def retriever(self, k: int | None = None) -> PlatformRetriever:
         searcher, _ = self._ensure_index()

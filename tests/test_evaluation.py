@@ -7,14 +7,20 @@ from typing import Any, cast
 
 import pytest
 
+from assistant.core import Assistant
 from assistant.evaluation import (
+    CITATION_NOTE,
     MAX_ANSWERABLE_REFUSED,
+    MIN_CITATION_PRECISION,
+    UNKNOWN_RULE_NOTE,
     Scores,
+    _citation_objective,
     _pick_threshold,
     check_thresholds,
     citation_precision,
     citation_recall,
     dedupe,
+    fit_citations,
     fit_unknown_rule,
     hedge_note,
     mean,
@@ -24,6 +30,7 @@ from assistant.evaluation import (
     reciprocal_rank,
     score_result,
     summarise,
+    with_fit_note,
 )
 from assistant.relevance import Calibration
 
@@ -298,3 +305,60 @@ def test_fit_unknown_rule_fits_the_hedged_then_the_strong_shift() -> None:
     # strong rule refuses 0.078 but not the answerable, well-matched 0.07.
     assert fitted.unknown_shift_min == pytest.approx(0.05)
     assert fitted.unknown_shift_strong == pytest.approx(0.075)
+
+
+# --- fitting the citation selection ------------------------------------------------------
+
+
+def test_with_fit_note_replaces_the_part_fitted_alone() -> None:
+    first = with_fit_note("q.jsonl split=dev n=136", UNKNOWN_RULE_NOTE, "q.jsonl split=dev n=296")
+    assert first == "q.jsonl split=dev n=136; unknown-word rule: q.jsonl split=dev n=296"
+    both = with_fit_note(first, CITATION_NOTE, "q.jsonl split=dev n=374")
+    again = with_fit_note(both, UNKNOWN_RULE_NOTE, "q.jsonl split=dev n=374")
+    assert again == (
+        "q.jsonl split=dev n=136; citations: q.jsonl split=dev n=374; unknown-word rule: q.jsonl split=dev n=374"
+    )
+
+
+def test_the_citation_objective_does_not_buy_recall_below_the_precision_target() -> None:
+    assert MIN_CITATION_PRECISION == 0.9
+    above = _citation_objective([0.9, 0.9], [0.5, 0.5])
+    below = _citation_objective([0.89, 0.89], [1.0, 1.0])
+    assert above > 0 > below
+
+
+def test_fit_citations_keeps_the_refusal_rules_and_improves_on_a_bad_start(fake_assistant: Assistant) -> None:
+    items: list[dict[str, Any]] = [
+        {
+            "question": "alle løfter om sykkel",
+            "gold": ["miljo-naering-og-samferdsel/baerekraftig-verdiskaping/samferdsel/4"],
+        },
+        {"question": "fritt brukervalg i hjemmetjenestene", "gold": ["helse-og-eldre/innbyggernes-helsetjeneste/5"]},
+        {"question": "Hva mener byrådet om NATO?", "gold": []},
+    ]
+    retrieved = [fake_assistant.retrieve(item["question"]) for item in items]
+    # A start outside the grid that cites badly: six pledges, coverage held against them.
+    start = Calibration(
+        threshold=float("-inf"), cite_coverage_weight=-1.0, margin=0.2, max_citations=6, passage_penalty=0.02
+    )
+    original = fake_assistant.calibration
+
+    def objective(calibration: Calibration) -> float:
+        fake_assistant.with_calibration(calibration)
+        cited = [dedupe(c.unit_id for c in fake_assistant.select(r).cited) for r in retrieved]
+        pairs = [(ids, item["gold"]) for ids, item in zip(cited, items, strict=True) if item["gold"]]
+        return _citation_objective(
+            [citation_precision(ids, gold) or 0.0 for ids, gold in pairs],
+            [citation_recall(ids, gold) or 0.0 for ids, gold in pairs],
+        )
+
+    try:
+        fitted = fit_citations(fake_assistant, items, retrieved, start)
+        assert (fitted.threshold, fitted.hedge_margin, fitted.unknown_shift_min) == (
+            start.threshold,
+            start.hedge_margin,
+            start.unknown_shift_min,
+        )
+        assert objective(fitted) > objective(start)
+    finally:
+        fake_assistant.with_calibration(original)
