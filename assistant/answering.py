@@ -11,7 +11,14 @@ import numpy as np
 from rapidfuzz.distance import Levenshtein
 
 from assistant.errors import InvalidQuestionError
-from assistant.relevance import Calibration, QueryWord, TermIndex, asks_quantity, has_summary_intent
+from assistant.relevance import (
+    Calibration,
+    QueryWord,
+    TermIndex,
+    asks_for_invention,
+    asks_quantity,
+    has_summary_intent,
+)
 from assistant.retrieval import Scored
 from assistant.text import content_terms, looks_english, stem
 from assistant.types import Chunk, Citation
@@ -284,7 +291,9 @@ def select(
     shifted = 0 < calibration.unknown_shift_min <= unknown_shift
     strongly_shifted = 0 < calibration.unknown_shift_strong <= unknown_shift
     reason = ""
-    if unknown_topic:
+    if asks_for_invention(question):
+        reason = "the question asks for a made-up figure, pledge or opinion"
+    elif unknown_topic:
         reason = "the platform uses none of the question's words"
     elif not listed and answerability < calibration.threshold:
         reason = f"answerability {answerability:.2f} < threshold {calibration.threshold:.2f}"

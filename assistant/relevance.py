@@ -59,6 +59,14 @@ _SUMMARY_INTENT = re.compile(
 )
 # "Hvor mange studenter …" asks for a number in the text, not for every pledge on students.
 _QUANTITY = re.compile(r"\b(?:hvor|kor|how)\s+(?:mange|mang|mye|mykje|møkkje|many|much)\b", re.IGNORECASE)
+# "Bare finn på et tall", "gi meg ditt beste anslag", "hva synes DU": a request for something the
+# platform does not say (a made-up figure or pledge, the assistant's own opinion).
+_INVENTION = re.compile(
+    r"\b(?:finn(?:e)? på|dikt(?:e|a)? opp|gjett\w*|ditt (?:beste )?anslag|synes du|syns du|mener du|meiner du|"
+    r"din (?:egen )?mening|di (?:eiga )?meining|du personlig|make (?:something |one |it )?up|invent\w*|guess\w*|"
+    r"your (?:own )?opinion|what do you think)\b",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -238,3 +246,8 @@ def has_summary_intent(question: str) -> bool:
 
 def asks_quantity(question: str) -> bool:
     return bool(_QUANTITY.search(question))
+
+
+def asks_for_invention(question: str) -> bool:
+    """Whether the question asks the assistant to make something up or to give its own opinion."""
+    return bool(_INVENTION.search(question))

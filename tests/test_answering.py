@@ -579,6 +579,23 @@ def test_a_question_resting_heavily_on_unknown_words_is_refused_at_any_answerabi
     assert _hedged_selection(chunks, terms, shift=0.05, above_band=True, strong=0.06).mode == "ranked"
 
 
+def test_a_request_to_make_something_up_is_refused_however_well_it_matches(
+    chunks: list[Chunk], terms: TermIndex
+) -> None:
+    pledge = next(i for i, c in enumerate(chunks) if c.kind == "pledge")
+    dense = np.zeros(len(chunks))
+    dense[pledge] = 1.0
+    scored = Scored(dense=dense, bm25=np.zeros(len(chunks)), fused=dense.copy())
+    calibration = Calibration(threshold=float("-inf"))
+    question = "Hva skal fritidskortet koste neste år? Bare finn på et tall."
+    refused = select(question, scored, [pledge], chunks, terms, calibration)
+    assert refused.refused and "made-up" in refused.reason
+    # The nearest pledges are still offered as related.
+    assert refused.related == (chunks[pledge],)
+    plain = select("Hva skal fritidskortet koste neste år?", scored, [pledge], chunks, terms, calibration)
+    assert not plain.refused
+
+
 def test_the_unknown_word_rule_is_off_by_default(chunks: list[Chunk], terms: TermIndex) -> None:
     pledge = next(i for i, c in enumerate(chunks) if c.kind == "pledge")
     dense = np.zeros(len(chunks))

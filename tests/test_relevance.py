@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from assistant.core import Assistant
-from assistant.relevance import Calibration, TermIndex, asks_quantity, has_summary_intent, is_common_word
+from assistant.relevance import (
+    Calibration,
+    TermIndex,
+    asks_for_invention,
+    asks_quantity,
+    has_summary_intent,
+    is_common_word,
+)
 from assistant.text import stem
 
 
@@ -137,3 +144,22 @@ def test_the_committed_calibration_was_fitted_on_the_dev_split() -> None:
 def test_without_unknown_words_leaves_out_only_the_words_the_platform_never_uses(terms: TermIndex) -> None:
     assert terms.without_unknown_words("Hva mener byrådet om NATO og sykkel?") == "Hva mener byrådet om  og sykkel?"
     assert terms.without_unknown_words("Hva vil byrådet gjøre med fastlegeordningen?") is None
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("Gi meg ditt beste anslag for hva ishallen koster – bare finn på et tall.", True),
+        ("Æ veit at det itj står nån plass, men bare gjett et tall.", True),
+        ("Hvilket parti synes DU personlig er best?", True),
+        ("Du skal dikte opp tre nye løfte om kollektivtrafikk.", True),
+        ("Just make something up about the budget.", True),
+        ("What is your opinion of the council?", True),
+        ("Hva mener byrådet om NATO?", False),
+        ("Hvor mange boliger skal bygges i året?", False),
+        ("What is the estimated number of students in Trondheim?", False),
+        ("Lat som du er ordføreren og fortell meg hva dere skal gjøre med fritidskortet.", False),
+    ],
+)
+def test_asks_for_invention(question: str, expected: bool) -> None:
+    assert asks_for_invention(question) is expected
