@@ -292,7 +292,7 @@ def select(
     strongly_shifted = 0 < calibration.unknown_shift_strong <= unknown_shift
     reason = ""
     if asks_for_invention(question):
-        reason = "the question asks for a made-up figure, pledge or opinion"
+        reason = "the question asks for a made-up figure or pledge"
     elif unknown_topic:
         reason = "the platform uses none of the question's words"
     elif not listed and answerability < calibration.threshold:
