@@ -141,7 +141,17 @@ def _title_match(
 
 
 def _begins_title_word(stem: str, term: str, *, compound: bool = False) -> bool:
-    return len(stem) >= 3 and term.startswith(stem) and (compound or len(stem) >= 5 or len(term) - len(stem) <= 3)
+    begins = len(stem) >= 3 and term.startswith(stem)
+    return (begins and (compound or len(stem) >= 5 or len(term) - len(stem) <= 3)) or _names_a_field(stem, term)
+
+
+#: "barnehageområdet", "helsefeltet", "skolesektoren": a field named by its first part.
+_FIELD_WORDS = ("områd", "felt", "sektor")
+
+
+def _names_a_field(stem: str, term: str) -> bool:
+    rest = stem[len(term) :] if len(term) >= 4 and stem.startswith(term) else ""
+    return rest in _FIELD_WORDS or (rest[:1] in ("s", "e", "-") and rest[1:] in _FIELD_WORDS)
 
 
 #: One letter may differ per this many letters of a title word: shorter words stay exact (one
@@ -184,7 +194,10 @@ def select_heading(
             w
             for w in query
             if w.stem not in acronyms
-            and not any(w.stem == t or t.startswith(w.stem) or _near_title_word(w.stem, t) for t in title_terms)
+            and not any(
+                w.stem == t or t.startswith(w.stem) or _near_title_word(w.stem, t) or _names_a_field(w.stem, t)
+                for t in title_terms
+            )
         ]
         if extra and (not summary or (best_ranked is not None and best_ranked not in positions)):
             continue

@@ -54,6 +54,7 @@ _SUMMARY_INTENT = re.compile(
     r"liste opp|rams(?:e)? opp|les opp|det som står om|når det gjelder|angående|"
     r"under (?:punktet|punkta|overskrift\w*|kapit\w*|avsnitt\w*|delen)|"
     r"every point|list every\w*|all (?:the )?points|under the [\w ]{1,40} heading|"
+    r"list(?:e|a)? alt|hele list(?:a|en)|lista over|listen over|\w{3,}(?:området|feltet|sektoren)|"
     r"all pledges|everything about|what does (?:it|the platform) say about|tell me about|summar\w+|overview)\b",
     re.IGNORECASE,
 )

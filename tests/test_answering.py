@@ -266,6 +266,7 @@ BFT = "Barne- og familietjenesten (BFT)"
 TROS = "Tros- og livssynsmangfold"
 BOA = "Bo- og aktivitetstilbudet (BoA)"
 SKOLEHELSE = "Skolehelsetjenesten"
+BARNEHAGE = "Barnehage"
 PSYKISK_HELSE = "Psykisk helse og rustjenester"
 
 
@@ -281,6 +282,8 @@ PSYKISK_HELSE = "Psykisk helse og rustjenester"
         ("Kva står det under overskrifta om skulehelsetenesta? Ta med alle punkta.", SKOLEHELSE),
         ("Gi meg samtlige kulepunkter under «rus og psykisk helse» i sosialkapitlet.", PSYKISK_HELSE),
         ("Hva lover byrådet under punktet om religion og livssyn? Kirkebygg, domkirka osv.", TROS),
+        ("Hva er planene på barnehageområdet?", BARNEHAGE),
+        ("kan du liste alt byrådet vil gjøre under psykisk helse og rus?", PSYKISK_HELSE),
     ],
     ids=[
         "nynorsk-one-letter-off",
@@ -292,6 +295,8 @@ PSYKISK_HELSE = "Psykisk helse og rustjenester"
         "nynorsk-two-letters-off-a-long-word",
         "short-word-begins-a-compound-beside-exact-words",
         "under-punktet-om",
+        "a-field-named-by-its-first-part",
+        "liste-alt",
     ],
 )
 def test_select_heading_names_the_whole_sub_heading(

@@ -107,6 +107,8 @@ def test_coverage_is_compound_aware(fake_assistant: Assistant, terms: TermIndex)
         ("Hva vil byrådet gjøre når det gjelder kirke, religion og livssyn?", True),
         ("Hva lover byrådet under punktet om religion og livssyn?", True),
         ("What does the platform say under the student health heading? Please list every point.", True),
+        ("Gi meg hele lista over det byrådet har lovet under samferdsel.", True),
+        ("Hva er planene på barnehageområdet?", True),
         ("Hvor mye er fritidskortet verdt?", False),
         ("Hva vil byrådet gjøre med fastlegeordningen?", False),
     ],
