@@ -55,6 +55,9 @@ _SUMMARY_INTENT = re.compile(
     r"under (?:punktet|punkta|overskrift\w*|kapit\w*|avsnitt\w*|delen)|"
     r"every point|list every\w*|all (?:the )?points|under the [\w ]{1,40} heading|"
     r"list(?:e|a)? alt|hele list(?:a|en)|lista over|listen over|\w{3,}(?:området|feltet|sektoren)|"
+    r"gi (?:meg|mæ|oss) alt|alt (?:om|som står om)|"
+    r"alt (?:byrådet|dere|dokker|dokk|de|dæm|erklæringen|erklæringa|plattformen) \w+ om|"
+    r"(?:can you |please )list (?:what|the)|"
     r"all pledges|everything about|what does (?:it|the platform) say about|tell me about|summar\w+|overview)\b",
     re.IGNORECASE,
 )

@@ -22,6 +22,7 @@ QUESTION_WORDS = frozenset(
     står stå sies nevnt nevner nevnes dokumentet står erklæringa erklæring erklæringi dokkers dokker dokk sei seie seier
     byrådserklæringen byrådserklæringa byrådsplattformen kapittel kapitlet kapittelet kapitla uansett samtlige
     kulepunkt kulepunkter kulepunkta kulepunktene punkta overskrift overskriften overskrifta journalist
+    alt alting
     """.split()
 )
 STOPWORDS = frozenset(STOPWORDS_NORWEGIAN) | frozenset(
@@ -65,8 +66,22 @@ def looks_english(text: str) -> bool:
     return sum(1 for word in words(text) if word in _ENGLISH_FUNCTION_WORDS) >= 2
 
 
+_CONSONANTS = frozenset("bcdfghjklmnpqrstvwxz")
+
+
 def stem(word: str) -> str:
-    return str(_stemmer().stemWord(word))
+    """Snowball's stem, with the unstressed -el of a noun folded the way its inflected forms drop it.
+
+    Snowball stems «sykkel» to "sykkel" but «sykler», «sykle» and «syklene» to "sykl" (likewise
+    «regel»/«regler», «middel»/«midler»), so a question about «sykle» missed every «sykkel…» pledge.
+    """
+    stemmed = str(_stemmer().stemWord(word))
+    if len(stemmed) >= 5 and stemmed.endswith("el") and stemmed[-3] in _CONSONANTS:
+        head = stemmed[:-2]
+        if head[-1] == head[-2]:
+            head = head[:-1]
+        return head + "l"
+    return stemmed
 
 
 def content_words(text: str, *, drop_question_words: bool = False) -> list[str]:

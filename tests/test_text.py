@@ -51,10 +51,32 @@ def test_content_terms_keep_numbers_and_drop_single_letters() -> None:
 
 @pytest.mark.parametrize(
     ("inflected", "stem_"),
-    [("barnehagene", "barnehag"), ("barnehager", "barnehag"), ("barnehage", "barnehag"), ("sykkelen", "sykkel")],
+    [("barnehagene", "barnehag"), ("barnehager", "barnehag"), ("barnehage", "barnehag"), ("sykkelen", "sykl")],
 )
 def test_norwegian_stemming_conflates_inflections(inflected: str, stem_: str) -> None:
     assert stem(inflected) == stem_
+
+
+@pytest.mark.parametrize(
+    "forms",
+    [
+        ("sykkel", "sykkelen", "sykler", "syklene", "sykle"),
+        ("regel", "regler", "reglene"),
+        ("middel", "midler"),
+        ("mangel", "mangler"),
+    ],
+)
+def test_stemming_folds_the_unstressed_el_of_nouns(forms: tuple[str, ...]) -> None:
+    assert len({stem(form) for form in forms}) == 1
+
+
+@pytest.mark.parametrize(("word", "stem_"), [("modell", "modell"), ("hotell", "hotell"), ("spel", "spel")])
+def test_stemming_leaves_stressed_ell_and_short_words(word: str, stem_: str) -> None:
+    assert stem(word) == stem_
+
+
+def test_alt_is_question_boilerplate_not_a_topic() -> None:
+    assert content_terms("list opp alt om sykkel", drop_question_words=True) == [stem("sykkel")]
 
 
 def test_only_stop_words_give_no_terms() -> None:
