@@ -36,7 +36,7 @@ from assistant.generation import (
 )
 from assistant.index import SearchIndex, build_index, load_index
 from assistant.llms import GENERATIVE_BACKENDS, LLM_ERRORS, check_backend, make_chat_model
-from assistant.relevance import Calibration, TermIndex
+from assistant.relevance import Calibration, TermIndex, aspect_questions
 from assistant.retrieval import HybridSearcher, PlatformRetriever, Scored, ranking
 from assistant.settings import Settings
 from assistant.text import looks_english
@@ -57,6 +57,9 @@ class Retrieved:
     #: How far the question's embedding moves (1 - cosine) when the words the platform never uses
     #: are left out: how much the question rests on them (0 when it has none, or is English).
     unknown_shift: float = 0.0
+    #: For a question that lists what it asks about («buss, trikk og tog»): the best-ranked chunk
+    #: for each item (see `aspect_questions`).
+    aspect_tops: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -199,7 +202,9 @@ class Assistant:
         hits = searcher.hits(scored, self.settings.retrieve_k)
         ranked = ranking(scored)[: self.settings.retrieve_k]
         shift = self._unknown_shift(question, scored, terms)
-        return Retrieved(question, scored, ranked, tuple(hits), (time.perf_counter() - started) * 1000, shift)
+        aspect_tops = tuple(int(ranking(searcher.score(aspect))[0]) for aspect in aspect_questions(question))
+        elapsed = (time.perf_counter() - started) * 1000
+        return Retrieved(question, scored, ranked, tuple(hits), elapsed, shift, aspect_tops)
 
     def _unknown_shift(self, question: str, scored: Scored, terms: TermIndex) -> float:
         # English words are all unknown to a Norwegian platform: leaving them out says nothing.
@@ -222,6 +227,7 @@ class Assistant:
             terms,
             self._calibration,
             unknown_shift=retrieved.unknown_shift,
+            aspect_tops=retrieved.aspect_tops,
         )
 
     def _unit_texts(self) -> dict[str, str]:

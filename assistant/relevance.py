@@ -56,7 +56,8 @@ _SUMMARY_INTENT = re.compile(
     r"løft(?:ene|er|ane|a) om|fortell (?:meg |mæ )?om|(?:hva|kva|ka) står det under|list everything|list all|"
     r"liste opp|rams(?:e)? opp|les opp|det som står om|når det gjelder|angående|"
     r"under (?:punktet|punkta|overskrift\w*|kapit\w*|avsnitt\w*|delen)|"
-    r"every point|list every\w*|all (?:the )?points|under the [\w ]{1,40} heading|"
+    r"every (?:bullet )?point|list every\w*|all (?:the )?(?:bullet )?points|under the [\w ]{1,40} heading|"
+    r"under the heading|"
     r"list(?:e|a)? alt|hele list(?:a|en)|lista over|listen over|\w{3,}(?:området|feltet|sektoren)|"
     r"gi (?:meg|mæ|oss) alt|alt (?:om|som står om)|"
     r"alt (?:byrådet|dere|dokker|dokk|de|dæm|erklæringen|erklæringa|plattformen) \w+ om|"
@@ -254,6 +255,38 @@ def has_summary_intent(question: str) -> bool:
 
 def asks_quantity(question: str) -> bool:
     return bool(_QUANTITY.search(question))
+
+
+_FILLER = frozenset({"sånt", "sånn", "slikt", "mer", "more"})
+_LIST_WORD = r"[^\W\d_][\w-]*"
+_LIST_END = r"(?:og|eller|and|or|å|&|samt)"
+#: A list of three or more single words in a question: «om buss, trikk og tog», «– språk, arbeid,
+#: barnehage osv.», «– helse, kultur, idrett, veier».
+_ENUMERATION = re.compile(
+    rf"({_LIST_WORD})((?:\s*,\s*{_LIST_WORD})+)"
+    rf"(?:\s*,?\s+{_LIST_END}\s+({_LIST_WORD})\b|\s*,?\s*(?:osv|etc|og sånn|og sånt|o\.l)\b\.?)"
+    rf"|({_LIST_WORD})((?:\s*,\s*{_LIST_WORD}){{2,}})\s*(?=[.?!]|$)",
+    re.IGNORECASE,
+)
+MAX_ASPECTS = 6
+
+
+def aspect_questions(question: str) -> list[str]:
+    """The question once for each item of a list it names, the list replaced by that item: «Hva lover
+    byrådet om buss, trikk og tog?» → «Hva lover byrådet om buss?», «… om trikk?», «… om tog?».
+
+    Someone who lists what they want covered expects an answer on each; the whole question's
+    embedding lands on one of them. Filler («og sånt») and stop words are not items."""
+    for match in _ENUMERATION.finditer(question):
+        groups: tuple[str | None, ...] = match.group(1, 2, 3) if match.group(1) else (*match.group(4, 5), None)
+        first, rest, last = (group or "" for group in groups)
+        listed = [first, *(item.strip() for item in rest.split(",")), last]
+        items = [item for item in listed if item and content_words(item) and item.lower() not in _FILLER]
+        if len(items) < 3:
+            continue
+        head, tail = question[: match.start()], question[match.end() :]
+        return [head + item + tail for item in dict.fromkeys(items)][:MAX_ASPECTS]
+    return []
 
 
 def asks_for_invention(question: str) -> bool:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from assistant.answering import (
+    ASPECT_MARGIN,
     GROUP_BY_CHAPTER_FROM,
     NEAREST_INTRO,
     REFUSAL,
@@ -629,3 +630,47 @@ def test_a_refusal_by_the_unknown_word_rule_says_why_in_the_log(fake_settings: F
     answer = assistant.ask("Vil byrådet styrke legevakta i sentrum?")
     assert answer.refused and answer.text == REFUSAL
     assert answer.refusal_reason is not None and "never uses" in answer.refusal_reason
+
+
+# --- questions that list what they ask about -----------------------------------------------
+
+
+def _aspect_selection(chunks: list[Chunk], terms: TermIndex, aspect_score: float) -> tuple[Selection, list[int]]:
+    question = "Hva lover byrådet om buss, trikk og tog?"
+    pledges = [i for i, c in enumerate(chunks) if c.kind == "pledge"][:4]
+    fused = np.zeros(len(chunks))
+    fused[pledges[0]], fused[pledges[1]], fused[pledges[2]] = 0.90, 0.80, aspect_score
+    scored = Scored(dense=fused.copy(), bm25=np.zeros(len(chunks)), fused=fused)
+    calibration = Calibration(threshold=-1e9, hedge_margin=0.0, cite_coverage_weight=0.0, margin=0.0, max_citations=1)
+    # One item's best chunk is the question's best, one ranks far below, one just below.
+    tops = [pledges[0], pledges[1], pledges[2]]
+    return select(question, scored, pledges, chunks, terms, calibration, aspect_tops=tops), pledges
+
+
+def test_each_listed_item_gets_its_best_pledge_when_the_question_ranks_it_close(
+    chunks: list[Chunk], terms: TermIndex
+) -> None:
+    close = ASPECT_MARGIN - 0.005
+    selection, pledges = _aspect_selection(chunks, terms, 0.90 - close)
+    assert selection.mode == "ranked"
+    assert [c.id for c in selection.cited] == [chunks[pledges[0]].id, chunks[pledges[2]].id]
+    far, _ = _aspect_selection(chunks, terms, 0.90 - ASPECT_MARGIN - 0.005)
+    assert [c.id for c in far.cited] == [chunks[pledges[0]].id]
+
+
+def test_the_assistant_searches_each_listed_item(fake_assistant: Assistant) -> None:
+    listed = fake_assistant.retrieve("Hva lover byrådet om buss, trikk og tog?")
+    assert len(listed.aspect_tops) == 3
+    for top, item in zip(listed.aspect_tops, ("buss", "trikk", "tog"), strict=True):
+        alone = fake_assistant.retrieve(f"Hva lover byrådet om {item}?")
+        assert top == int(alone.ranked[0])
+    assert fake_assistant.retrieve("Hva lover byrådet om buss?").aspect_tops == ()
+
+
+def test_a_request_for_a_list_for_people_who_do_something_names_the_activity(
+    chunks: list[Chunk], terms: TermIndex
+) -> None:
+    question = "list opp alt byrådet lover for folk som sykler"
+    positions = select_topic(question, terms.query_words(question), chunks, terms)
+    assert positions is not None and len(positions) >= 4
+    assert all(re.search(r"sykkel|sykl", chunks[i].text, flags=re.IGNORECASE) for i in positions)

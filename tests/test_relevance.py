@@ -8,10 +8,12 @@ import pytest
 
 from assistant.core import Assistant
 from assistant.relevance import (
+    MAX_ASPECTS,
     Calibration,
     TermIndex,
     asks_for_invention,
     asks_quantity,
+    aspect_questions,
     has_summary_intent,
     is_common_word,
 )
@@ -114,6 +116,8 @@ def test_coverage_is_compound_aware(fake_assistant: Assistant, terms: TermIndex)
         ("Can you list what the platform says about Helseplattformen?", True),
         ("Hva er alle tiltakene for eldre?", True),
         ("Gi meg alle dei planane for Nyhavna", True),
+        ("Can you give me every bullet point under the heading about BoA?", True),
+        ("List all the bullet points on student health", True),
         ("Hvor mye er fritidskortet verdt?", False),
         # «alle» that qualifies the topic is not a request for a list.
         ("Byrådet vil visst at kommunen skal ta over alle de private barnehagene. Hvorfor det?", False),
@@ -175,3 +179,51 @@ def test_without_unknown_words_leaves_out_only_the_words_the_platform_never_uses
 )
 def test_asks_for_invention(question: str, expected: bool) -> None:
     assert asks_for_invention(question) is expected
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        (
+            "Hva lover byrådet om buss, trikk og tog?",
+            ["Hva lover byrådet om buss?", "Hva lover byrådet om trikk?", "Hva lover byrådet om tog?"],
+        ),
+        (
+            "Integrering – språk, arbeid, barnehage osv.? Trenger en oversikt.",
+            [
+                "Integrering – språk? Trenger en oversikt.",
+                "Integrering – arbeid? Trenger en oversikt.",
+                "Integrering – barnehage? Trenger en oversikt.",
+            ],
+        ),
+        (
+            "Hva lover byrådet oss på Heimdal? Tenker på alt mulig – helse, kultur, idrett, veier.",
+            [
+                f"Hva lover byrådet oss på Heimdal? Tenker på alt mulig – {item}."
+                for item in ("helse", "kultur", "idrett", "veier")
+            ],
+        ),
+    ],
+    ids=["og", "osv", "bare-commas"],
+)
+def test_a_listed_question_is_asked_once_per_item(question: str, expected: list[str]) -> None:
+    assert aspect_questions(question) == expected
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Hva vil byrådet gjøre for barn og unge?",  # two items: one topic as often as two
+        "alle løftene om sykling – sykkelveier, sykkelparkering og sånt",  # filler is not an item
+        "Hvilket av partiene Høyre og MDG er best?",
+        "Hva vil byrådet gjøre med fastlegeordningen?",
+    ],
+)
+def test_a_question_without_a_list_of_three_has_no_aspects(question: str) -> None:
+    assert aspect_questions(question) == []
+
+
+def test_aspects_are_capped_and_distinct() -> None:
+    aspects = aspect_questions("Hva med buss, trikk, buss, tog, ferje, fly, sykkel, gange og bil?")
+    assert len(aspects) == MAX_ASPECTS == len(set(aspects))
+    assert aspects[:3] == ["Hva med buss?", "Hva med trikk?", "Hva med tog?"]
