@@ -202,7 +202,8 @@ class Assistant:
         hits = searcher.hits(scored, self.settings.retrieve_k)
         ranked = ranking(scored)[: self.settings.retrieve_k]
         shift = self._unknown_shift(question, scored, terms)
-        aspect_tops = tuple(int(ranking(searcher.score(aspect))[0]) for aspect in aspect_questions(question))
+        aspects = aspect_questions(question)
+        aspect_tops = tuple(int(ranking(each)[0]) for each in searcher.score_all(aspects)) if aspects else ()
         elapsed = (time.perf_counter() - started) * 1000
         return Retrieved(question, scored, ranked, tuple(hits), elapsed, shift, aspect_tops)
 

@@ -22,6 +22,7 @@ one; a small weight lets BM25 lift exact matches (numbers, names, "fritidskort")
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,8 +105,16 @@ class HybridSearcher:
         self._rank_penalty = passage_penalty * np.array([c.kind == "passage" for c in index.chunks], dtype=np.float64)
 
     def score(self, query: str) -> Scored:
+        return self._score(query, self.embedder.encode_query(query))
+
+    def score_all(self, queries: Sequence[str]) -> list[Scored]:
+        """`score` for several queries, embedded in one batch."""
+        vectors = self.embedder.encode_queries(list(queries))
+        return [self._score(query, vector) for query, vector in zip(queries, vectors, strict=True)]
+
+    def _score(self, query: str, query_vector: np.ndarray) -> Scored:
         n = len(self.index.chunks)
-        vector = self.embedder.encode_query(query).reshape(1, -1)
+        vector = np.ascontiguousarray(query_vector, dtype=np.float32).reshape(1, -1)
         dense = np.zeros(n, dtype=np.float64)
         if n:
             scores, ids = self.index.dense.search(vector, n)

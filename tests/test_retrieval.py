@@ -99,6 +99,16 @@ def test_assistant_search_defaults_to_retrieve_k(fake_assistant: Assistant) -> N
     assert len(hits) == fake_assistant.settings.retrieve_k >= 10
 
 
+def test_scoring_several_queries_in_one_batch_equals_scoring_each(searcher: HybridSearcher) -> None:
+    queries = ["Hva lover byrådet om buss?", "Hva lover byrådet om trikk?", "fastlege"]
+    batched = searcher.score_all(queries)
+    for query, scored in zip(queries, batched, strict=True):
+        alone = searcher.score(query)
+        np.testing.assert_allclose(scored.fused, alone.fused, atol=1e-6)
+        np.testing.assert_allclose(scored.dense, alone.dense, atol=1e-6)
+    assert searcher.score_all([]) == []
+
+
 def test_hit_ranks_are_reported(searcher: HybridSearcher) -> None:
     (top,) = searcher.search("fritidskort", 1)
     assert top.chunk.id == FRITIDSKORT
