@@ -294,7 +294,11 @@ class Assistant:
         sources: dict[str, Chunk] = {}
         for hit in retrieved.hits:
             sources.setdefault(hit.chunk.unit_id, hit.chunk)
-        return list(sources.values())[: self.settings.llm_max_sources]
+        ranked = list(sources.values())
+        # What the extractive answer would cite (each listed item's best pledge among it) reaches
+        # the model even when it ranks below the hits that fit.
+        missing = [c for c in selection.cited if c.unit_id not in sources][: self.settings.llm_max_sources]
+        return ranked[: self.settings.llm_max_sources - len(missing)] + missing
 
     def _fallback(self, prepared: tuple[Prepared, Retrieved], note: str, model_ms: float) -> Answer:
         answer = self._answer(prepared)

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from assistant.answering import REFUSAL
+from assistant.answering import REFUSAL, Selection
 from assistant.core import Assistant
 from assistant.errors import ConfigError
 from assistant.fakes import ScriptedChatModel
@@ -237,3 +237,16 @@ def test_llamacpp_backend_with_a_real_gguf(fake_assistant: Assistant, fake_setti
     assert answer.backend in {"llamacpp", "extractive"}
     assert all(c.text in corpus_texts for c in answer.citations)
     assert set(re.findall(r"\[(\d+)\]", answer.text)) <= {str(c.n) for c in answer.citations}
+
+
+def test_the_model_gets_what_the_extractive_answer_would_cite(generative) -> None:
+    """Each listed item's best pledge may rank below the hits that fit among the sources."""
+    assistant, _ = generative()
+    retrieved = assistant.retrieve("Hva lover byrådet om buss, trikk og tog?")
+    ranked_ids = [h.chunk.unit_id for h in retrieved.hits]
+    far = next(c for c in assistant.index.chunks if c.unit_id not in ranked_ids)
+    selection = Selection((assistant.index.chunks[int(retrieved.ranked[0])], far), False, (), "ranked", 1.0)
+    sources = [c.unit_id for c in assistant._sources(retrieved, selection)]
+    assert len(sources) == assistant.settings.llm_max_sources
+    assert sources[-1] == far.unit_id
+    assert sources[:-1] == list(dict.fromkeys(ranked_ids))[: assistant.settings.llm_max_sources - 1]
