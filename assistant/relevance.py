@@ -51,8 +51,8 @@ _SUMMARY_INTENT = re.compile(
     # «alle» asks for a list only of pledges or points: «alle løftene om …», not «alle elevene».
     r"\b(alle(?: de| dei| dæm| dokkers| dine)? "
     r"(?:løft\w*|punkt\w*|tiltak\w*|plan\w*|sak\w*|forslag\w*|ting\w*|kulepunkt\w*)|"
-    r"samtlige|hva står det om|hva sier (?:erklæringen|plattformen|den|byrådet) om|"
-    r"kva står det om|kva seier|ka står det om|ka sei(?:er)?|oversikt|oppsummer\w*|sammendrag|liste over|list opp|"
+    r"samtlige|(?:hva|kva|ka) står det (?:i \w+ )?om|hva sier (?:erklæringen|plattformen|den|byrådet) om|"
+    r"kva seier|ka sei(?:er)?|ta (?:med|me) (?:alt|alle)|oversikt|oppsummer\w*|sammendrag|liste over|list opp|"
     r"løft(?:ene|er|ane|a) om|fortell (?:meg |mæ )?om|(?:hva|kva|ka) står det under|list everything|list all|"
     r"liste opp|rams(?:e)? opp|les opp|det som står om|når det gjelder|angående|"
     r"under (?:punktet|punkta|overskrift\w*|kapit\w*|avsnitt\w*|delen)|"

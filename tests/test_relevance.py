@@ -118,6 +118,8 @@ def test_coverage_is_compound_aware(fake_assistant: Assistant, terms: TermIndex)
         ("Gi meg alle dei planane for Nyhavna", True),
         ("Can you give me every bullet point under the heading about BoA?", True),
         ("List all the bullet points on student health", True),
+        ("kulturskolen – ka står det i plattforma om den? ta me alt", True),
+        ("Hva sier plattformen om innkjøp? Ta med alle punktene.", True),
         ("Hvor mye er fritidskortet verdt?", False),
         # «alle» that qualifies the topic is not a request for a list.
         ("Byrådet vil visst at kommunen skal ta over alle de private barnehagene. Hvorfor det?", False),
