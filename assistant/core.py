@@ -295,8 +295,8 @@ class Assistant:
         for hit in retrieved.hits:
             sources.setdefault(hit.chunk.unit_id, hit.chunk)
         ranked = list(sources.values())
-        # What the extractive answer would cite (each listed item's best pledge among it) reaches
-        # the model even when it ranks below the hits that fit.
+        # What the extractive answer would cite (a listed item's best pledge, say) reaches the model
+        # even when it ranks below the hits that fit.
         missing = [c for c in selection.cited if c.unit_id not in sources][: self.settings.llm_max_sources]
         return ranked[: self.settings.llm_max_sources - len(missing)] + missing
 
