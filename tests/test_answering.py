@@ -17,6 +17,7 @@ from assistant.answering import (
     _near_title_word,
     clean_question,
     compose,
+    heading_ranked_first,
     select,
     select_heading,
     select_topic,
@@ -400,8 +401,9 @@ def test_select_topic_leaves_a_one_word_topic_with_one_pledge_to_ranking(chunks:
         "Kan du sette opp en oversikt over alt byrådet lover om sykefravær? Jeg tenker både helse, skole og kommunen.",
         "sykefravær kommunen – alle løfter, uansett kapittel",
         "Journalist her: hva står det om sykefravær i byrådserklæringen?",
+        "Jeg skal følge opp byrådet. List opp alle løftene om å få ned sykefraværet, uansett sektor.",
     ],
-    ids=["topic-after-om", "document-words-are-not-topic-words", "byradserklaeringen"],
+    ids=["topic-after-om", "document-words-are-not-topic-words", "byradserklaeringen", "light-verb-in-the-om-phrase"],
 )
 def test_select_topic_finds_the_topic_of_a_request_for_a_list(
     chunks: list[Chunk], terms: TermIndex, question: str
@@ -411,9 +413,59 @@ def test_select_topic_finds_the_topic_of_a_request_for_a_list(
     assert all("sykefravær" in chunks[i].text.lower() for i in positions)
 
 
+def test_select_topic_does_not_take_a_list_s_first_item_for_the_topic(chunks: list[Chunk], terms: TermIndex) -> None:
+    question = "Vi har ventet i ni måneder. Hva sier byrådet om ventetid, PPT og disse spesialtilbudene?"
+    assert select_topic(question, terms.query_words(question), chunks, terms) is None
+    # A clause after the comma is no list: the topic still comes from the «om» phrase.
+    clause = "Alle løfter om sykefravær i kommunen, på tvers av sektorene – list dem opp."
+    assert select_topic(clause, terms.query_words(clause), chunks, terms)
+
+
 def test_select_topic_returns_none_for_unknown_topic(chunks: list[Chunk], terms: TermIndex) -> None:
     question = "alle løfter om romfart"
     assert select_topic(question, terms.query_words(question), chunks, terms) is None
+
+
+def _under(chunks: list[Chunk], heading: str) -> list[int]:
+    return [i for i, c in enumerate(chunks) if c.kind == "pledge" and (c.subheading or c.section) == heading]
+
+
+WOMENS_HEALTH = "Could you list everything in the platform's section on women's health?"
+
+
+def test_a_request_for_a_list_gets_the_heading_its_best_ranked_chunks_agree_on(chunks: list[Chunk]) -> None:
+    kvinnehelse, samferdsel = _under(chunks, "Kvinnehelse"), _under(chunks, "Samferdsel")
+    ranked = [*kvinnehelse[:3], samferdsel[0]]
+    assert heading_ranked_first(WOMENS_HEALTH, ranked, chunks) == kvinnehelse
+    assert len(kvinnehelse) >= 4
+
+
+@pytest.mark.parametrize(
+    ("question", "ranked_from"),
+    [
+        (WOMENS_HEALTH, ("Kvinnehelse", "Kvinnehelse", "Studenthelse")),
+        ("Is women's health a priority for the council?", ("Kvinnehelse",) * 3),
+        ("How many pledges are there about women's health? List everything.", ("Kvinnehelse",) * 3),
+        ("alle løftene om buss og bil", ("Samferdsel",) * 3),
+    ],
+    ids=["best-three-disagree", "no-request-for-a-list", "asks-for-a-number", "heading-too-large"],
+)
+def test_no_heading_from_the_ranking(chunks: list[Chunk], question: str, ranked_from: tuple[str, ...]) -> None:
+    ranked = [_under(chunks, heading)[n] for n, heading in enumerate(ranked_from)]
+    assert heading_ranked_first(question, ranked, chunks) is None
+
+
+def test_a_request_for_a_list_below_the_threshold_is_refused_not_listed(chunks: list[Chunk], terms: TermIndex) -> None:
+    ranked = _under(chunks, "Kvinnehelse")[:3]
+    dense = np.zeros(len(chunks))
+    dense[ranked] = [0.9, 0.89, 0.88]
+    scored = Scored(dense=dense, bm25=np.zeros(len(chunks)), fused=dense.copy())
+    listed = select(WOMENS_HEALTH, scored, ranked, chunks, terms, Calibration(threshold=float("-inf")))
+    assert listed.mode == "section" and [c.subheading or c.section for c in listed.cited] == ["Kvinnehelse"] * len(
+        _under(chunks, "Kvinnehelse")
+    )
+    refused = select(WOMENS_HEALTH, scored, ranked, chunks, terms, Calibration(threshold=float("inf")))
+    assert refused.refused
 
 
 # --- end to end through the assistant ------------------------------------------------------

@@ -120,6 +120,11 @@ def test_coverage_is_compound_aware(fake_assistant: Assistant, terms: TermIndex)
         ("List all the bullet points on student health", True),
         ("kulturskolen – ka står det i plattforma om den? ta me alt", True),
         ("Hva sier plattformen om innkjøp? Ta med alle punktene.", True),
+        # Nynorsk
+        ("Gje meg eit kort samandrag av delen om kulturskulen.", True),
+        ("Fortel meg om skulehelsetenesta.", True),
+        ("Kan du gje oss eit oversyn over løfta for eldre?", True),
+        ("Gjev meg alt byrådet seier om Nyhavna.", True),
         ("Hvor mye er fritidskortet verdt?", False),
         # «alle» that qualifies the topic is not a request for a list.
         ("Byrådet vil visst at kommunen skal ta over alle de private barnehagene. Hvorfor det?", False),
