@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping
 
-from assistant.text import ABBREVIATIONS
+from assistant.text import split_sentences
 from assistant.types import Chunk, Expansion, Unit
 
 TokenCounter = Callable[[str], int]
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-ZÆØÅ0-9«\"“])")
 
 
 def retrieval_text(unit: Unit, text: str) -> str:
@@ -20,19 +18,6 @@ def retrieval_text(unit: Unit, text: str) -> str:
     """
     body = f"Byrådet vil {text}" if unit.kind == "pledge" else text
     return f"{unit.heading_path}: {body}"
-
-
-def split_sentences(text: str) -> list[str]:
-    sentences: list[str] = []
-    for piece in _SENTENCE_END.split(text):
-        if not piece.strip():
-            continue
-        previous_word = sentences[-1].rsplit(" ", 1)[-1].rstrip(".").lower() if sentences else ""
-        if sentences and previous_word in ABBREVIATIONS:
-            sentences[-1] = f"{sentences[-1]} {piece}"
-        else:
-            sentences.append(piece)
-    return sentences
 
 
 def _pack(parts: Iterable[str], max_tokens: int, count: TokenCounter) -> list[str]:

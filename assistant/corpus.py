@@ -34,8 +34,18 @@ class Corpus:
     def pledges(self) -> tuple[Unit, ...]:
         return tuple(u for u in self.units if u.kind == "pledge")
 
+    @property
+    def statements(self) -> tuple[Unit, ...]:
+        """Commitment sentences of the prose passages: citable alone, not indexed on their own."""
+        return tuple(s for d in self.documents for s in d.statements)
+
+    @property
+    def citable(self) -> tuple[Unit, ...]:
+        """Everything an answer may cite: pledges, passages and their commitment sentences."""
+        return self.units + self.statements
+
     def unit(self, unit_id: str) -> Unit:
-        for unit in self.units:
+        for unit in self.citable:
             if unit.id == unit_id:
                 return unit
         raise KeyError(unit_id)

@@ -13,6 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Literal
 
+from assistant.text import split_sentences
 from assistant.types import Chapter, Document, DocumentMeta, Section, Unit
 
 FRONT_CHAPTER = "Innledning"
@@ -33,6 +34,11 @@ _DANGLING_WORDS = frozenset(
 )
 # A pledge completes "Byrådet vil ...": a bullet opening with one of these cannot be a pledge.
 _CONTINUATION_OPENERS = frozenset("og eller samt men det som der hvor slik".split())
+
+#: A prose sentence states a commitment when the council, the municipality or «vi» is its subject
+#: and a modal verb follows: «Byrådet vil jobbe for at alle …», «Vi skal gjøre vårt …», «Kommunen
+#: skal bidra til …». Not «Merforbruk i kommunen skal reduseres» (a goal, not who acts).
+_COMMITMENT = re.compile(r"^(?:Byrådet|Vi|Kommunen)(?: også| derfor)? (?:vil|skal|ønsker|må)\b")
 
 ElementKind = Literal["heading", "bullet", "text"]
 
@@ -182,7 +188,33 @@ def parse_document(text: str, meta: DocumentMeta) -> Document:
             _on_bullet(state, element)
         else:
             _on_text(state, element, next_element)
-    return _build_tree(state.units, meta)
+    tree = _build_tree(state.units, meta)
+    return Document(meta=tree.meta, chapters=tree.chapters, statements=commitment_statements(tree))
+
+
+def commitment_statements(document: Document) -> tuple[Unit, ...]:
+    """The sentences of the prose passages that state a commitment, each a unit of its own.
+
+    Id: the passage's id and the sentence's place in it (`…/fastlegeordningen/p1/s4`), so the id
+    stays when the rule for what counts as a commitment changes."""
+    statements = []
+    for passage in (u for u in document.units if u.kind == "passage"):
+        for place, sentence in enumerate(split_sentences(passage.text), start=1):
+            if _COMMITMENT.match(sentence):
+                statements.append(
+                    Unit(
+                        id=f"{passage.id}/s{place}",
+                        kind="statement",
+                        text=sentence,
+                        doc_id=passage.doc_id,
+                        chapter=passage.chapter,
+                        section=passage.section,
+                        subheading=passage.subheading,
+                        number=len(statements) + 1,
+                        parent=passage.id,
+                    )
+                )
+    return tuple(statements)
 
 
 def _on_heading(state: _State, element: _Element, next_element: _Element | None) -> None:

@@ -30,6 +30,7 @@ STOPWORDS = frozenset(STOPWORDS_NORWEGIAN) | frozenset(
 )
 #: Abbreviations that end in a period but not a sentence ("St. Olavs hospital", "ca. halvparten").
 ABBREVIATIONS = frozenset("st ca bl.a f.eks nr dvs jf mv osv kl pkt evt iht ift mht vs".split())
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-ZÆØÅ0-9«\"“])")
 _TOKEN = re.compile(r"[0-9]+(?:[.,][0-9]+)*|[^\W\d_]+(?:-[^\W\d_]+)*", re.UNICODE)
 
 
@@ -141,3 +142,17 @@ class Decompounder:
 
 def corpus_vocabulary(texts: Iterable[str]) -> set[str]:
     return {w for text in texts for w in words(text) if w not in STOPWORDS and w.isalpha()}
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of a prose text, each a verbatim piece of it (abbreviations do not end one)."""
+    sentences: list[str] = []
+    for piece in _SENTENCE_END.split(text):
+        if not piece.strip():
+            continue
+        previous_word = sentences[-1].rsplit(" ", 1)[-1].rstrip(".").lower() if sentences else ""
+        if sentences and previous_word in ABBREVIATIONS:
+            sentences[-1] = f"{sentences[-1]} {piece}"
+        else:
+            sentences.append(piece)
+    return sentences

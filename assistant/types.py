@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-UnitKind = Literal["pledge", "passage"]
+#: A statement is one sentence of a prose passage that states a commitment («Byrådet vil jobbe for at
+#: alle i Trondheim har sin egen fastlege …»): citable alone, verbatim, inside its passage.
+UnitKind = Literal["pledge", "passage", "statement"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,8 @@ class Unit:
     subheading: str | None
     number: int
     depth: int = 0
+    #: The passage a statement is a sentence of (None for pledges and passages).
+    parent: str | None = None
 
     @property
     def heading_path(self) -> str:
@@ -76,6 +80,8 @@ class Chapter:
 class Document:
     meta: DocumentMeta
     chapters: tuple[Chapter, ...]
+    #: Commitment sentences of the prose passages, in document order (see `UnitKind`).
+    statements: tuple[Unit, ...] = ()
 
     @property
     def units(self) -> tuple[Unit, ...]:
