@@ -11,7 +11,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from assistant.answering import RELATED_INTRO
+from assistant.composing import RELATED_INTRO
+from assistant.contract import answer_to_json, error_json, safe_text
 from assistant.core import Assistant
 from assistant.errors import (
     AssistantError,
@@ -32,59 +33,6 @@ def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def answer_to_json(answer: Answer, question_id: Any) -> dict[str, Any]:
-    return {
-        "id": question_id,
-        "question": answer.question,
-        "answer": answer.text,
-        "refused": answer.refused,
-        "decision": answer.decision,
-        "citations": [
-            {
-                "n": c.n,
-                "id": c.chunk.unit_id,
-                "text": c.text,
-                "chapter": c.chunk.chapter,
-                "section": c.chunk.section,
-            }
-            for c in answer.citations
-        ],
-        "retrieved": [
-            {"id": h.chunk.unit_id, "chunk_id": h.chunk.id, "text": h.chunk.text, "score": round(h.score, 6)}
-            for h in answer.retrieved
-        ],
-        "related": [{"id": c.unit_id, "text": c.text} for c in answer.related],
-        "backend": answer.backend,
-        "timings_ms": answer.timings_ms,
-        "note": answer.note,
-        "error": None,
-    }
-
-
-def error_json(question_id: Any, question: Any, code: str, message: str, backend: str) -> dict[str, Any]:
-    return {
-        "id": question_id,
-        "question": _safe_text(question),
-        "answer": None,
-        "refused": False,
-        "decision": None,
-        "citations": [],
-        "retrieved": [],
-        "related": [],
-        "backend": backend,
-        "timings_ms": {},
-        "note": None,
-        "error": {"code": code, "message": message},
-    }
-
-
-def _safe_text(value: Any) -> str | None:
-    """A string that can be written as UTF-8 (lone surrogates from escaped JSON are replaced)."""
-    if not isinstance(value, str):
-        return None
-    return value.encode("utf-8", "replace").decode("utf-8")
-
-
 def handle_jsonl_line(assistant: Assistant, line: str, number: int) -> dict[str, Any]:
     """One line of the `ask --jsonl` contract: an answer, or an error object; never raises for bad input."""
     backend = assistant.settings.backend
@@ -103,7 +51,7 @@ def handle_jsonl_line(assistant: Assistant, line: str, number: int) -> dict[str,
     try:
         return answer_to_json(assistant.ask(question, question_id=str(question_id)), question_id)
     except InvalidQuestionError as exc:
-        return error_json(question_id, _safe_text(question), exc.code, str(exc), backend)
+        return error_json(question_id, safe_text(question), exc.code, str(exc), backend)
 
 
 def run_jsonl(assistant: Assistant, lines: Iterable[str], out: TextIO) -> int:
@@ -114,7 +62,7 @@ def run_jsonl(assistant: Assistant, lines: Iterable[str], out: TextIO) -> int:
             continue
         # _safe_text: an escaped lone surrogate anywhere (an id, say) must not make the line unwritable.
         result = json.dumps(handle_jsonl_line(assistant, line, number), ensure_ascii=False)
-        out.write(f"{_safe_text(result)}\n")
+        out.write(f"{safe_text(result)}\n")
         out.flush()
         handled += 1
     return handled

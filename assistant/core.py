@@ -19,7 +19,8 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import Runnable, RunnableLambda
 
-from assistant.answering import Selection, clean_question, compose, select
+from assistant.answering import Selection, clean_question, select
+from assistant.composing import compose
 from assistant.corpus import Corpus, load_corpus
 from assistant.embeddings import VectorEmbedder, make_embedder
 from assistant.errors import IndexCorruptError, IndexMissingError, IndexStaleError
@@ -38,9 +39,10 @@ from assistant.index import SearchIndex, build_index, load_index
 from assistant.llms import GENERATIVE_BACKENDS, LLM_ERRORS, check_backend, make_chat_model
 from assistant.relevance import Calibration, TermIndex, aspect_questions
 from assistant.retrieval import HybridSearcher, PlatformRetriever, Scored, ranking
+from assistant.scope import Catalogue, resolve_scope
 from assistant.settings import Settings
 from assistant.text import looks_english
-from assistant.types import Answer, Chunk, Citation, Hit
+from assistant.types import Answer, AnswerScope, Chunk, Citation, Hit
 
 Progress = Callable[[str], None]
 History = Sequence[tuple[str, str]]
@@ -91,6 +93,7 @@ class Assistant:
         self._embedder: VectorEmbedder | None = None
         self._searcher: HybridSearcher | None = None
         self._terms: TermIndex | None = None
+        self._catalogue: Catalogue | None = None
         self._texts: dict[str, str] | None = None
         self._calibration = Calibration.load(embedding_model=settings.embedding_model)
         if settings.refusal_threshold is not None:
@@ -141,6 +144,8 @@ class Assistant:
             passage_penalty=self.settings.passage_rank_penalty,
         )
         self._terms = TermIndex(index.chunks, index.decompounder)
+        vectors = index.dense.reconstruct_n(0, index.dense.ntotal) if index.dense.ntotal else None
+        self._catalogue = Catalogue(self.corpus, index.chunks, vectors)
 
     def _load_checked(self) -> SearchIndex:
         """The index on disk, checked against the corpus, the model and its own checksums."""
@@ -151,6 +156,13 @@ class Assistant:
                 f"{self.embedder.dimension}. Rebuild it with `python -m assistant index`."
             )
         return index
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """The document's headings, chapters and themes, as topics a question may be about."""
+        self._ensure_index()
+        assert self._catalogue is not None
+        return self._catalogue
 
     def _ensure_index(self) -> tuple[HybridSearcher, TermIndex]:
         with self._lock:
@@ -220,27 +232,32 @@ class Assistant:
 
     def select(self, retrieved: Retrieved) -> Selection:
         searcher, terms = self._ensure_index()
+        ranked = [int(i) for i in retrieved.ranked]
+        chunks = searcher.index.chunks
+        scope = resolve_scope(retrieved.question, ranked, chunks, terms, self.catalogue)
         return select(
             retrieved.question,
             retrieved.scored,
-            [int(i) for i in retrieved.ranked],
-            searcher.index.chunks,
+            ranked,
+            chunks,
             terms,
             self._calibration,
+            self.catalogue,
+            scope,
             unknown_shift=retrieved.unknown_shift,
             aspect_tops=retrieved.aspect_tops,
         )
 
     def _unit_texts(self) -> dict[str, str]:
         if self._texts is None:
-            self._texts = {u.id: u.text for u in self.corpus.units}
+            self._texts = {u.id: u.text for u in self.corpus.citable}
         return self._texts
 
     def _answer(self, prepared: tuple[Prepared, Retrieved]) -> Answer:
         question, retrieved = prepared
         started = time.perf_counter()
         selection = self.select(retrieved)
-        text, citations = compose(selection, self._unit_texts())
+        text, citations = compose(selection, self.catalogue, self._unit_texts())
         answer_ms = (time.perf_counter() - started) * 1000
         return Answer(
             question=question.text,
@@ -254,6 +271,7 @@ class Assistant:
             standalone_question=question.standalone,
             decision=selection.mode,
             refusal_reason=selection.reason or None,
+            scope=AnswerScope(selection.scope.kind, selection.scope.name),
         )
 
     # --- generation ----------------------------------------------------------------------------
@@ -289,7 +307,7 @@ class Assistant:
         return rewritten if 0 < len(rewritten) <= self.settings.max_question_chars else question
 
     def _sources(self, retrieved: Retrieved, selection: Selection) -> list[Chunk]:
-        if selection.mode in ("section", "topic"):
+        if selection.scope.kind not in ("unit", "none", "chat"):
             return list(selection.cited)
         sources: dict[str, Chunk] = {}
         for hit in retrieved.hits:
@@ -308,6 +326,11 @@ class Assistant:
     def _generate(self, prepared: tuple[Prepared, Retrieved]) -> Iterator[str | Answer]:
         question, retrieved = prepared
         selection = self.select(retrieved)
+        if selection.scope.kind in ("none", "chat"):
+            # Small talk and what the platform cannot answer (another municipality, a request to
+            # make something up) need no model: the fixed welcome or refusal is the answer.
+            yield self._answer(prepared)
+            return
         sources = self._sources(retrieved, selection)
         started = time.perf_counter()
         pieces: list[str] = []
@@ -358,6 +381,7 @@ class Assistant:
             uncited_sentences=generated.guard.uncited_sentences,
             decision="refused" if generated.refused else "generated",
             refusal_reason="the model found no answer in the sources" if generated.refused else None,
+            scope=AnswerScope(selection.scope.kind, selection.scope.name),
         )
 
     # --- entry points ----------------------------------------------------------------------------

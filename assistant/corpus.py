@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,11 +12,13 @@ from typing import Any
 
 from assistant.errors import CorpusError
 from assistant.parsing import parse_document
-from assistant.types import Document, DocumentMeta, Expansion, Unit
+from assistant.types import Document, DocumentMeta, Expansion, Theme, Unit
 
 META_SUFFIX = ".meta.json"
 #: Folder (inside the corpus folder) of search expansions, `<anything>.jsonl`, one unit a line.
 EXPANSIONS_DIR = "expansions"
+#: Folder (inside the corpus folder) of the theme index, `<anything>.jsonl`, one theme a line.
+THEMES_DIR = "themes"
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,9 @@ class Corpus:
     #: Search expansions by unit id (may be empty: the platform is searchable without them).
     expansions: Mapping[str, Expansion] = field(default_factory=dict)
     expansions_sha256: str = ""
+    #: The theme index (may be empty: broad questions then fall back to headings and ranking).
+    themes: tuple[Theme, ...] = ()
+    themes_sha256: str = ""
 
     @property
     def units(self) -> tuple[Unit, ...]:
@@ -95,11 +101,18 @@ def load_corpus(corpus_dir: Path) -> Corpus:
     if len(ids) != len(set(ids)):
         raise CorpusError("Two documents produce the same unit ids: give one an id_prefix in its metadata.")
     expansions, expansions_sha256 = load_expansions(corpus_dir / EXPANSIONS_DIR, frozenset(ids))
+    citable = frozenset(ids) | {s.id for d in documents for s in d.statements}
+    headings = frozenset(u.heading_path for d in documents for u in d.units) | frozenset(
+        u.location for d in documents for u in d.units
+    )
+    themes, themes_sha256 = load_themes(corpus_dir / THEMES_DIR, citable, headings)
     return Corpus(
         documents=tuple(documents),
         sha256=digest.hexdigest(),
         expansions=expansions,
         expansions_sha256=expansions_sha256,
+        themes=themes,
+        themes_sha256=themes_sha256,
     )
 
 
@@ -147,3 +160,81 @@ def load_expansions(folder: Path, unit_ids: frozenset[str]) -> tuple[dict[str, E
                 raise CorpusError(f"Search expansion {where} repeats '{unit_id}'; keep one line per unit.")
             expansions[unit_id] = expansion
     return expansions, digest.hexdigest() if expansions else ""
+
+
+_THEME_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+
+def _theme(raw: Any) -> Theme:
+    if not isinstance(raw, dict):
+        raise TypeError("a theme must be a JSON object")
+    theme_id, name, description = raw["id"], raw["name"], raw.get("description", "")
+    if not all(isinstance(v, str) for v in (theme_id, name, description)):
+        raise TypeError("'id', 'name' and 'description' must be strings")
+    if not _THEME_ID.match(theme_id):
+        raise ValueError(f"the id '{theme_id}' is not a lower-case slug (a-z, 0-9, hyphens)")
+    return Theme(
+        id=theme_id,
+        name=name.strip(),
+        description=description.strip(),
+        names=_strings(raw, "names"),
+        headings=_strings(raw, "headings"),
+        units=_strings(raw, "units"),
+    )
+
+
+def load_themes(folder: Path, citable: frozenset[str], headings: frozenset[str]) -> tuple[tuple[Theme, ...], str]:
+    """Read the theme index; every theme needs a name, names and units the corpus has, once.
+
+    Returns the themes in file order and a digest of the files (part of the index's identity)."""
+    digest = hashlib.sha256()
+    themes: dict[str, Theme] = {}
+    for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
+        try:
+            data = path.read_bytes()
+            lines = data.decode("utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CorpusError(f"Cannot read the theme index {path} as UTF-8 text: {exc}") from exc
+        digest.update(path.name.encode())
+        digest.update(data)
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            where = f"{path.name}, line {number}"
+            try:
+                theme = _theme(json.loads(line))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise CorpusError(
+                    f"Theme {where} is malformed ({exc}); it needs "
+                    '{"id", "name", "description", "names": [...], "headings": [...], "units": [...]}.'
+                ) from exc
+            problem = _theme_problem(theme, citable, headings)
+            if theme.id in themes:
+                problem = f"repeats the theme id '{theme.id}'; keep one line per theme"
+            if problem:
+                raise CorpusError(f"Theme {where} {problem}.")
+            themes[theme.id] = theme
+    return tuple(themes.values()), digest.hexdigest() if themes else ""
+
+
+def _theme_problem(theme: Theme, citable: frozenset[str], headings: frozenset[str]) -> str:
+    """What is wrong with a theme ("" when nothing): the error names it after the file and line."""
+    if not theme.name or not theme.names:
+        return f"('{theme.id}') needs a name and at least one entry in 'names'"
+    if not theme.units:
+        return f"('{theme.id}') is empty: list the units that bear on it in 'units'"
+    for key in ("names", "units"):
+        values = [v.lower() for v in getattr(theme, key)]
+        if len(values) != len(set(values)):
+            repeated = next(v for v in values if values.count(v) > 1)
+            return f"('{theme.id}') lists '{repeated}' twice in '{key}'"
+    unknown = [u for u in theme.units if u not in citable]
+    if unknown:
+        return (
+            f"('{theme.id}') names '{unknown[0]}', which is not a unit of the platform. "
+            "Fix the id (see `python -m assistant search`) or delete it"
+        )
+    strange = [h for h in theme.headings if h not in headings]
+    if strange:
+        return f"('{theme.id}') names the heading '{strange[0]}', which the platform does not have"
+    return ""

@@ -19,6 +19,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from assistant.contract import answer_to_json
 from assistant.core import Assistant, Retrieved
 from assistant.errors import AssistantError
 from assistant.relevance import Calibration
@@ -48,12 +49,13 @@ def reciprocal_rank(retrieved: Sequence[str], gold: Iterable[str]) -> float:
     return 0.0
 
 
-def citation_precision(cited: Sequence[str], gold: Iterable[str]) -> float | None:
-    """Share of citations that point to a gold unit; None when nothing was cited."""
+def citation_precision(cited: Sequence[str], gold: Iterable[str], acceptable: Iterable[str] = ()) -> float | None:
+    """Share of citations that point to a gold unit, or to one the item accepts as relevant
+    without requiring it; None when nothing was cited."""
     if not cited:
         return None
-    gold_set = set(gold)
-    return sum(1 for c in cited if c in gold_set) / len(cited)
+    right = set(gold) | set(acceptable)
+    return sum(1 for c in cited if c in right) / len(cited)
 
 
 def citation_recall(cited: Sequence[str], gold: Iterable[str]) -> float | None:
@@ -70,6 +72,19 @@ def mean(values: Iterable[float | None]) -> float | None:
 
 def dedupe(ids: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(ids))
+
+
+_STATEMENT_ID = re.compile(r"^(?P<passage>.+/p\d+)/s\d+$")
+
+
+def as_scored(unit_id: str) -> str:
+    """A commitment sentence counts as its passage: citing «…/p1/s4» or «…/p1» answers the same."""
+    match = _STATEMENT_ID.match(unit_id)
+    return match["passage"] if match else unit_id
+
+
+def scored_ids(ids: Iterable[str]) -> list[str]:
+    return dedupe(as_scored(i) for i in ids)
 
 
 _MARKER = re.compile(r"\[(\d+)\]")
@@ -114,14 +129,18 @@ class Scores:
     premise_corrected: float | None = None
     invalid_markers: int = 0
     invented_citations: int = 0
+    #: Whether the answer's scope kind is the one the item expects (None when it names none).
+    scope_right: bool | None = None
 
 
 def score_result(item: dict[str, Any], result: dict[str, Any], corpus_texts: frozenset[str] | None = None) -> Scores:
-    gold = item.get("gold", [])
+    gold = scored_ids(item.get("gold", []))
+    acceptable = scored_ids(item.get("acceptable", []))
     answerable = bool(item.get("answerable", bool(gold)))
-    retrieved = dedupe(r["id"] for r in result.get("retrieved", []))
+    retrieved = scored_ids(r["id"] for r in result.get("retrieved", []))
     citations = result.get("citations", [])
-    cited = dedupe(c["id"] for c in citations)
+    cited = scored_ids(c["id"] for c in citations)
+    expected_scope = item.get("expected_scope")
     answer = result.get("answer") or ""
     bad_markers = invalid_markers(answer, (c["n"] for c in citations))
     has_gold = answerable and bool(gold)
@@ -130,7 +149,7 @@ def score_result(item: dict[str, Any], result: dict[str, Any], corpus_texts: fro
     return Scores(
         recall5=recall_at_k(retrieved, gold, 5) if has_gold else None,
         mrr=reciprocal_rank(retrieved, gold) if has_gold else None,
-        precision=citation_precision(counted, gold) if has_gold else None,
+        precision=citation_precision(counted, gold, acceptable) if has_gold else None,
         recall=citation_recall(cited, gold) if has_gold else None,
         refused=bool(result.get("refused")),
         answerable=answerable,
@@ -140,6 +159,7 @@ def score_result(item: dict[str, Any], result: dict[str, Any], corpus_texts: fro
         invented_citations=invented_citations((c["text"] for c in citations), corpus_texts)
         if corpus_texts is not None
         else 0,
+        scope_right=None if not expected_scope else (result.get("scope") or {}).get("kind") == expected_scope,
     )
 
 
@@ -158,6 +178,7 @@ def summarise(scores: Sequence[Scores]) -> dict[str, float | int | None]:
         "premise_corrected": mean(s.premise_corrected for s in scores),
         "invalid_markers": sum(s.invalid_markers for s in scores),
         "invented_citations": sum(s.invented_citations for s in scores),
+        "scope_accuracy": mean(None if s.scope_right is None else float(s.scope_right) for s in scores),
     }
 
 
@@ -172,8 +193,6 @@ def load_questions(path: Path, split: str = "all") -> list[dict[str, Any]]:
 
 
 def answer_all(assistant: Assistant, items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    from assistant.cli import answer_to_json
-
     return [answer_to_json(assistant.ask(item["question"]), item.get("id")) for item in items]
 
 
@@ -195,6 +214,7 @@ REPORT_KEYS = (
     "answerable_refused",
     "invalid_markers",
     "invented_citations",
+    "scope_accuracy",
 )
 
 
@@ -257,7 +277,7 @@ def run_eval(assistant: Assistant, questions: Path, *, split: str, out_dir: Path
     started = time.perf_counter()
     assistant.warm_up()
     results = answer_all(assistant, items)
-    corpus_texts = frozenset(u.text for u in assistant.corpus.units)
+    corpus_texts = frozenset(u.text for u in assistant.corpus.citable)
     scores = [score_result(item, result, corpus_texts) for item, result in zip(items, results, strict=True)]
     groups: dict[str, list[Scores]] = defaultdict(list)
     splits: dict[str, list[Scores]] = defaultdict(list)

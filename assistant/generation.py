@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from langchain_core.prompts import ChatPromptTemplate
 
-from assistant.answering import REFUSAL
 from assistant.citations import GuardResult, guard
+from assistant.composing import REFUSAL
 from assistant.types import Chunk
 
 SYSTEM_PROMPT = f"""Du er Leangen-assistenten. Du svarer innbyggere, journalister og politiske rådgivere på \

@@ -35,7 +35,7 @@ from assistant.text import Decompounder, corpus_vocabulary
 from assistant.tokens import count_tokens
 from assistant.types import Chunk
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 # Bump when what is embedded changes (the retrieval text template, chunking rules).
 RETRIEVAL_TEXT_VERSION = 1
 CURRENT = "CURRENT"
@@ -51,6 +51,7 @@ class Manifest:
     dimension: int
     corpus_sha256: str
     expansions_sha256: str
+    themes_sha256: str
     retrieval_text_version: int
     chunk_max_tokens: int
     n_chunks: int
@@ -111,6 +112,7 @@ def expected_identity(settings: Settings, corpus: Corpus) -> dict[str, Any]:
         "embedding_model": settings.embedding_model,
         "corpus_sha256": corpus.sha256,
         "expansions_sha256": corpus.expansions_sha256,
+        "themes_sha256": corpus.themes_sha256,
         "retrieval_text_version": RETRIEVAL_TEXT_VERSION,
         "chunk_max_tokens": settings.chunk_max_tokens,
     }

@@ -47,38 +47,6 @@ def is_common_word(word: str) -> bool:
     return zipf_frequency(word, "nb") >= COMMON_WORD_ZIPF
 
 
-_SUMMARY_INTENT = re.compile(
-    # «alle» asks for a list only of pledges or points: «alle løftene om …», not «alle elevene».
-    r"\b(alle(?: de| dei| dæm| dokkers| dine)? "
-    r"(?:løft\w*|punkt\w*|tiltak\w*|plan\w*|sak\w*|forslag\w*|ting\w*|kulepunkt\w*)|"
-    r"samtlige|(?:hva|kva|ka) står det (?:i \w+ )?om|hva sier (?:erklæringen|plattformen|den|byrådet) om|"
-    r"kva seier|ka sei(?:er)?|ta (?:med|me) (?:alt|alle)|oversikt|oversyn|oppsummer\w*|sammendrag|samandrag|"
-    r"liste over|list opp|"
-    r"løft(?:ene|er|ane|a) om|fortell? (?:meg |mæ )?om|(?:hva|kva|ka) står det under|list everything|list all|"
-    r"liste opp|rams(?:e)? opp|les opp|det som står om|når det gjelder|angående|"
-    r"under (?:punktet|punkta|overskrift\w*|kapit\w*|avsnitt\w*|delen)|"
-    r"every (?:bullet )?point|list every\w*|all (?:the )?(?:bullet )?points|under the [\w ]{1,40} heading|"
-    r"under the heading|"
-    r"list(?:e|a)? alt|hele list(?:a|en)|lista over|listen over|\w{3,}(?:området|feltet|sektoren)|"
-    r"(?:gi|gje|gjev) (?:meg|mæ|oss) alt|alt (?:om|som står om)|"
-    r"alt (?:byrådet|dere|dokker|dokk|de|dæm|erklæringen|erklæringa|plattformen) \w+ om|"
-    r"(?:can you |please )list (?:what|the)|"
-    r"all pledges|everything about|what does (?:it|the platform) say about|tell me about|summar\w+|overview)\b",
-    re.IGNORECASE,
-)
-# "Hvor mange studenter …" asks for a number in the text, not for every pledge on students.
-_QUANTITY = re.compile(r"\b(?:hvor|kor|how)\s+(?:mange|mang|mye|mykje|møkkje|many|much)\b", re.IGNORECASE)
-# "Bare finn på et tall", "gi meg ditt beste anslag", "dikt opp et nytt punkt": a request for a
-# figure or pledge the platform does not have. A request for the assistant's opinion is not one:
-# it often comes with a real question ("hva har byrådet lovet om eiendomsskatten – og synes du …?")
-# whose answer the platform has.
-_INVENTION = re.compile(
-    r"\b(?:finn(?:e)? på|dikt(?:e|a)? opp|gjett\w*|ditt (?:beste )?anslag|"
-    r"make (?:something |one |it )?up|invent\w*|guess\w*)\b",
-    re.IGNORECASE,
-)
-
-
 @dataclass(frozen=True)
 class Calibration:
     answer_coverage_weight: float = 2.0
@@ -226,6 +194,17 @@ class TermIndex:
         pieces = re.findall(r"\w+|\W+", question)
         return "".join(p for p in pieces if not (p[0].isalnum() and self.word_stem(p.lower()) in unknown))
 
+    def uses(self, word: str) -> bool:
+        """Whether the platform's own text or its headings use a (lower-cased) word."""
+        return stem(word) in self._df or any(stem(word) in h for h in self.heading_terms)
+
+    def document_share(self, term: str) -> float:
+        """Share of the chunks whose text uses a term."""
+        return self._df.get(term, 0) / self._n
+
+    def text_terms(self, text: str) -> frozenset[str]:
+        return frozenset(self.decompounder.terms(text))
+
     def known_share(self, query: list[QueryWord]) -> float:
         return sum(1 for w in query if self.known(w)) / len(query) if query else 0.0
 
@@ -248,14 +227,6 @@ class TermIndex:
 
 def _heading(chunk: Chunk) -> str:
     return " ".join(p for p in (chunk.section, chunk.subheading or "") if p)
-
-
-def has_summary_intent(question: str) -> bool:
-    return bool(_SUMMARY_INTENT.search(question))
-
-
-def asks_quantity(question: str) -> bool:
-    return bool(_QUANTITY.search(question))
 
 
 _FILLER = frozenset({"sånt", "sånn", "slikt", "mer", "more"})
@@ -288,8 +259,3 @@ def aspect_questions(question: str) -> list[str]:
         head, tail = question[: match.start()], question[match.end() :]
         return [head + item + tail for item in dict.fromkeys(items)][:MAX_ASPECTS]
     return []
-
-
-def asks_for_invention(question: str) -> bool:
-    """Whether the question asks the assistant to make up a figure or a pledge."""
-    return bool(_INVENTION.search(question))

@@ -106,6 +106,22 @@ class Expansion:
 
 
 @dataclass(frozen=True)
+class Theme:
+    """A subject of the theme index: a group, place or policy area people ask about, which may cut
+    across chapters («eldre», «Heimdal», «kollektivtrafikk»). Curated from the text, like a book's
+    index: `units` are every unit a careful reader would cite for it."""
+
+    id: str
+    name: str
+    description: str
+    #: What people call it: bokmål, nynorsk, English and everyday words (lower-cased as written).
+    names: tuple[str, ...]
+    #: Heading paths ("Helse og eldre › Flere eldre innbyggere") wholly about the theme.
+    headings: tuple[str, ...]
+    units: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Chunk:
     """What is indexed: a unit (or a token-bounded piece of a long passage)."""
 
@@ -155,6 +171,14 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class AnswerScope:
+    """What the answer covers (see `assistant.scope`): its kind and, for a broad scope, its name."""
+
+    kind: str = "unit"
+    name: str = ""
+
+
+@dataclass(frozen=True)
 class Answer:
     question: str
     text: str
@@ -174,3 +198,4 @@ class Answer:
     #: How the answer was decided (section, topic, ranked, refused, generated), and why a refusal.
     decision: str = ""
     refusal_reason: str | None = None
+    scope: AnswerScope = AnswerScope()

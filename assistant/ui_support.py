@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from assistant.answering import RELATED_INTRO
+from assistant.composing import RELATED_INTRO
 from assistant.core import Assistant
 from assistant.corpus import Corpus
 from assistant.errors import (

@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from assistant import core
 from assistant import ui_support as ui
-from assistant.answering import REFUSAL
+from assistant.composing import REFUSAL
 from assistant.fakes import ScriptedChatModel
 from assistant.feedback import FeedbackStore
 from assistant.settings import FAKE_MODEL, PROJECT_ROOT

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import pytest
 from pydantic import SecretStr
 
-from assistant.answering import REFUSAL
-from assistant.cli import answer_to_json
+from assistant.composing import REFUSAL
+from assistant.contract import answer_to_json
 from assistant.core import Assistant
 from assistant.fakes import ScriptedChatModel
 from assistant.generation import FALLBACK_NO_CITATIONS, SYSTEM_PROMPT

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from assistant.answering import REFUSAL
+from assistant.composing import REFUSAL
 from assistant.cli import main
 from assistant.core import Assistant
 from assistant.errors import InvalidQuestionError
