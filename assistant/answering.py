@@ -180,7 +180,7 @@ def select(
     if detail and not any(detail in catalogue.attributes.get(c.unit_id, frozenset()) for c in answer):
         # «Hvor mange nye lærere …?» answered by a pledge with no number would pretend.
         reason = f"the question asks for a {detail} that none of the nearest units gives"
-        return Selection(tuple(answer), True, (), "not_given", answerability, reason, Scope("unit", detail))
+        return Selection(tuple(answer), False, (), "not_given", answerability, reason, Scope("unit", detail))
     # Just above the threshold, say so: the nearest pledges may not be what was asked about.
     mode = "nearest" if hedged else "ranked"
     return Selection(tuple(answer), False, (), mode, answerability)

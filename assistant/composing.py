@@ -156,7 +156,7 @@ def compose(
     of a long passage."""
     if selection.mode == "chat":
         return WELCOME, ()
-    if selection.refused and selection.mode != "not_given":
+    if selection.refused:
         return REFUSAL, ()
     texts = unit_texts or {}
     citations = tuple(

@@ -151,7 +151,8 @@ def score_result(item: dict[str, Any], result: dict[str, Any], corpus_texts: fro
         mrr=reciprocal_rank(retrieved, gold) if has_gold else None,
         precision=citation_precision(counted, gold, acceptable) if has_gold else None,
         recall=citation_recall(cited, gold) if has_gold else None,
-        refused=bool(result.get("refused")),
+        # «Erklæringen oppgir ikke noe tall for dette» declines what was asked, citing only the nearest.
+        refused=bool(result.get("refused")) or result.get("decision") == "not_given",
         answerable=answerable,
         key_facts=key_fact_coverage(answer, item.get("key_facts", [])) if answerable else None,
         premise_corrected=(1.0 if set(gold) & set(cited) else 0.0) if item.get("category") == "false_premise" else None,

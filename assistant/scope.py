@@ -28,13 +28,16 @@ the whole platform uses everywhere («styrke», «sikre»).
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
 from rapidfuzz.distance import Levenshtein
+from wordfreq import zipf_frequency
 
 from assistant.corpus import Corpus
 from assistant.relevance import QueryWord, TermIndex
@@ -51,6 +54,7 @@ PROJECT_THEME = "byggeprosjekter"
 #: for studentane i byen?" asks about students), and «alt byrådet lover for folk som sykler» asks
 #: about cycling.
 GENERIC_WORDS = frozenset({"byen", "byn", "folk"})
+GENERIC_STEMS = frozenset(stem(w) for w in GENERIC_WORDS)
 #: Verbs that carry no topic in a request's «om …» phrase: «alle løftene om å få ned sykefraværet»
 #: asks about sick leave. (Left out of every question, «få» cost a dev answer: «… lære meg språket
 #: og få meg en jobb».)
@@ -58,6 +62,14 @@ LIGHT_VERBS = frozenset({"få"})
 #: A word used by more than this share of the platform's units («styrke», «sikre», «bedre») says
 #: nothing about which part of a topic a question means.
 COMMON_WORD_SHARE = 0.05
+#: Short stems («ta», «gi») and everyday words («trenger», «hele») narrow nothing.
+MIN_NARROWING_LENGTH = 3
+EVERYDAY_ZIPF = 5.0
+FUNCTION_LIKE_ZIPF = 5.5
+#: Words of the asking sentence that neither name nor narrow the topic: this many say the question
+#: is about something more particular («Finnes det noe som bringer kulturen ut til de gamle der de
+#: bor?»).
+MAX_EXTRA_WORDS = 2
 #: A topic whose units all rank below this place for the question is not what a long question is
 #: about, even if it names it in passing («… bur åleine i Saupstad …» about elderly care).
 SUPPORT_RANK = 10
@@ -87,17 +99,26 @@ _LIST_INTENT = re.compile(
     r"(?:gi|gje|gjev) (?:meg|mæ|oss) alt|alt (?:om|som står om)|"
     r"alt (?:byrådet|dere|dokker|dokk|de|dæm|erklæringen|erklæringa|plattformen) \w+ om|"
     r"(?:can you |please )list (?:what|the)|"
+    r"(?:står|finnes|fins|finst|er) det (?:noe|noko|nå|nåkka|noen|nokon) (?:om|for|i \w+ (?:om|for|som gjeld\w*))|"
+    r"fullstendig|komplett|full picture|complete (?:list|picture|overview)|hele bildet|"
+    r"(?:does|do) (?:it|the platform|they|the council) (?:say|mention|promise) anything about|"
     r"all pledges|everything about|what does (?:it|the platform) say about|tell me about|summar\w+|overview)\b",
     re.IGNORECASE,
 )
 # "Hvor mange studenter …" asks for a number in the text, not for every pledge on students.
 _QUANTITY = re.compile(
     r"\b(?:hvor|kor|how)\s+(?:mange|mang|mye|mykje|møkkje|many|much|stor|stort|store|høy|høyt|lang|langt)\b"
-    r"|\bhva\s+(?:koster|kostar|skal\s+\w+\s+koste)\b|\bwhat\s+(?:will\s+\w+\s+)?cost",
+    r"|\bhva\s+(?:koster|kostar|skal\s+\w+\s+koste)\b|\bwhat\s+(?:will\s+\w+\s+)?cost"
+    r"|\b(?:by )?(?:what|how many) (?:percentage|per cent|percent|share)\b|\bby how much\b"
+    r"|\bhvor (?:mange|stor) prosent\b",
     re.IGNORECASE,
 )
 # "Når skal ishallen stå ferdig?": a date or deadline in the text.
-_WHEN = re.compile(r"\b(?:når|innen når|kva tid|ka tid|hvilket år|kva år|when|what year|by when)\b", re.IGNORECASE)
+_WHEN = re.compile(
+    r"(?:^|[.!?]\s+)(?:når|innen når|kva tid|ka tid|kor tid)\b[^.!?]*\?|\b(?:hvilket år|kva år|what year|by when)\b|"
+    r"(?:^|[.!?]\s+)when (?:will|is|does|do|are|can)\b",
+    re.IGNORECASE,
+)
 # "Bare finn på et tall", "gi meg ditt beste anslag", "dikt opp et nytt punkt": a request for a
 # figure or pledge the platform does not have. A request for the assistant's opinion is not one:
 # it often comes with a real question ("hva har byrådet lovet om eiendomsskatten – og synes du …?")
@@ -110,8 +131,16 @@ _INVENTION = re.compile(
 #: A request for pledges with a property: «Hvilke løfter har tall eller tidsfrister?», «hvilke
 #: konkrete byggeprosjekter …», «which pledges have a deadline?».
 _ATTRIBUTE_WORDS: dict[Attribute, re.Pattern[str]] = {
-    "figure": re.compile(r"\b(?:tall|tala|talla|tallfest\w*|konkrete mål|numbers?|figures?)\b", re.IGNORECASE),
-    "amount": re.compile(r"\b(?:beløp\w*|kronebeløp\w*|summer|pengesummer|amounts?|sums? of money)\b", re.IGNORECASE),
+    "figure": re.compile(
+        r"\b(?:tall|tal|tala|talla|tallfest\w*|tallmål\w*|talmål\w*|måltall\w*|konkrete mål|numbers?|figures?|"
+        r"targets?)\b",
+        re.IGNORECASE,
+    ),
+    "amount": re.compile(
+        r"\b(?:beløp\w*|kronebeløp\w*|summer|pengesummer|prosentmål\w*|prosentsats\w*|amounts?|sums? of money|"
+        r"percentages?)\b",
+        re.IGNORECASE,
+    ),
     "date": re.compile(
         r"\b(?:tidsfrist\w*|frist(?:er|ar|a|ene|ane)?|årstall\w*|dato\w*|tidsplan\w*|deadlines?|dates?|"
         r"timelines?|år de skal)\b",
@@ -127,12 +156,13 @@ _ATTRIBUTE_WORDS: dict[Attribute, re.Pattern[str]] = {
 #: «hvilke …», «list …», «løfter med …», «which …».
 _ATTRIBUTE_REQUEST = re.compile(
     r"\b(?:hvilke|hvilket|kva for|kva|ka for|ka|which|what|list\w*|alle|løft\w+ med|løft\w+ som har|"
-    r"pledges with|oversikt|gi meg|gje meg)\b",
+    r"pledges with|oversikt|gi meg|gje meg|noen|nokon|nån|any|nevnes|nemnast|finnes|finst|fins)\b",
     re.IGNORECASE,
 )
 #: What the text says when a unit carries a figure, an amount or a date.
 _FIGURE_IN_TEXT = re.compile(
-    r"\d|\b(?:to|tre|fire|fem|seks|sju|syv|åtte|ti|tolv|femten|tjue|hundre|tusen|dobbelt|halvparten)\b",
+    r"\d|\b(?:to|tre|fire|fem|seks|sju|syv|åtte|ti|tolv|femten|tjue|hundre|tusen|dobbelt|halvparten)\b|"
+    r"\b(?:en|ei|ett|et) (?:uke|dag|måned|år|time|gang)\b",
     re.IGNORECASE,
 )
 _AMOUNT_IN_TEXT = re.compile(r"\bkr\b|kroner|millioner|milliarder|prosent|%", re.IGNORECASE)
@@ -158,7 +188,9 @@ DOCUMENT_WORDS = frozenset(
     hovedlinjer hovedsaker hovudsakene mål målene visjon visjonen innhold innholdet kapitler kapitlene
     kapitla tema temaer handler dokument dokumentet grunnlag grunnlaget politiske politikk med leder
     leiar behind parties party period document declaration platform about main priorities chapters
-    who governs government goals vision content contents what
+    who governs government goals vision content contents what make makes up according kind type sort
+    program valprogram partiprogram slags type eigentleg egentlig høyre mdg venstre arbeiderpartiet ap
+    frp fremskrittspartiet sv sp senterpartiet krf rødt raudt miljøpartiet grønne
     """.split()
 )
 #: Small talk: a greeting, thanks, or a question about the assistant itself.
@@ -179,7 +211,26 @@ OTHER_MUNICIPALITIES = frozenset(
     skaun orkland malvik verdal namsos røros oppdal göteborg stockholm københavn
     """.split()
 )
-_MUNICIPALITY_OWNER = re.compile(r"\b([A-ZÆØÅ][a-zæøå]+)(?:\s+kommunes?|s\s+kommune)\b")
+#: How a question makes another municipality its subject: «Oslo kommunes budsjett», «Hva vil
+#: Bergen gjøre …», «byrådet i Bergen». Where someone lives or comes from is not the subject.
+_MUNICIPALITY_SUBJECT = re.compile(
+    r"\b([A-ZÆØÅ][a-zæøå]+?)s?\s+(?:kommunes?|bystyre|byråd)\b|"
+    r"\b(?:kommunen|byrådet|bystyret|ordføreren|politikerne) i ([A-ZÆØÅ][a-zæøå]+)\b|"
+    r"\b(?:hva|kva|ka|what|how) (?:vil|skal|gjør|gjer|lovar|lover|planlegger|will|does|is|are) "
+    r"([A-ZÆØÅ][a-zæøå]+)\b"
+)
+
+
+@lru_cache(maxsize=20_000)
+def is_function_like(word: str) -> bool:
+    """Whether a word is among the very commonest of written Norwegian («være», «ha», «sånn»)."""
+    return zipf_frequency(word, "nb") >= FUNCTION_LIKE_ZIPF
+
+
+@lru_cache(maxsize=20_000)
+def is_everyday(word: str) -> bool:
+    """Whether a word is one of the most common of written Norwegian («trenger», «hele»)."""
+    return zipf_frequency(word, "nb") >= EVERYDAY_ZIPF
 
 
 def asks_for_list(question: str) -> bool:
@@ -404,13 +455,19 @@ class QuestionWord:
     #: The plain stem, and the stem the term index reads it as (typos and dialect corrected).
     raw: str
     stem: str
+    #: Every stem the word may stand for: those two, and a Trøndersk plural's bokmål form
+    #: («bussan», «ungdomman» → «bussene», «ungdommene»).
+    forms: frozenset[str] = frozenset()
 
 
 def question_words(question: str, terms: TermIndex) -> list[QuestionWord]:
     seen: dict[str, QuestionWord] = {}
     for word in content_words(question, drop_question_words=True):
         corrected = terms.word_stem(word)
-        seen.setdefault(corrected, QuestionWord(word, stem(word), corrected))
+        forms = {stem(word), corrected}
+        if word.endswith("an") and len(word) > 4:
+            forms.add(stem(word[:-2] + "ene"))
+        seen.setdefault(corrected, QuestionWord(word, stem(word), corrected, frozenset(forms)))
     return list(seen.values())
 
 
@@ -462,8 +519,18 @@ def _begins_title_word(stem: str, term: str, *, compound: bool = False) -> bool:
     return (begins and (compound or len(stem) >= 5 or len(term) - len(stem) <= 3)) or _names_a_field(stem, term)
 
 
-#: "barnehageområdet", "helsefeltet", "skolesektoren": a field named by its first part.
-_FIELD_WORDS = ("områd", "felt", "sektor")
+#: "barnehageområdet", "helsefeltet", "skolesektoren", «boligsituasjonen», «eldrepolitikken»: a
+#: field named by its first part.
+_FIELD_WORDS = ("områd", "felt", "sektor", "situasjon", "politikk", "tilbud", "satsing", "sak", "spørsmål")
+
+
+def _field_of(word: str, name_word: str) -> bool:
+    """«boligsituasjonen», «eldrepolitikken», «skoleområdet»: a field named by a word and a field
+    word (compared unstemmed: Snowball cuts «bolig» to "bol")."""
+    if len(name_word) < 4 or not word.startswith(name_word):
+        return False
+    rest = word[len(name_word) :]
+    return any(stem(tail) in _FIELD_WORDS for tail in (rest, rest[1:] if rest[:1] in ("s", "e", "-") else ""))
 
 
 def _names_a_field(stem: str, term: str) -> bool:
@@ -501,14 +568,23 @@ def _heading_words(query: Sequence[QueryWord], title: str) -> set[str] | None:
 
 
 def _name_words(name: str, words_: Sequence[QuestionWord]) -> set[str] | None:
-    """The question's stems that name every word of a theme name, or None."""
+    """The question's stems that name every word of a theme name, or None. A name of words that
+    name nothing on their own («i byen») or that name the document («platform») names no theme."""
     used: set[str] = set()
-    for term in content_terms(name, drop_question_words=True):
+    terms_ = [t for t in content_terms(name, drop_question_words=True) if t not in GENERIC_STEMS]
+    if not terms_ or all(t in DOCUMENT_WORDS for t in terms_):
+        return None
+    name_words = [w for w in words(name) if stem(w) in terms_]
+    for term in terms_:
+        plain = next((w for w in name_words if stem(w) == term), term)
         hit = next(
             (
                 w.stem
                 for w in words_
-                if term in (w.stem, w.raw) or _near_title_word(w.raw, term) or _near_title_word(w.stem, term)
+                if term in w.forms
+                or _near_title_word(w.raw, term)
+                or _near_title_word(w.stem, term)
+                or _field_of(w.word, plain)
             ),
             None,
         )
@@ -521,17 +597,18 @@ def _name_words(name: str, words_: Sequence[QuestionWord]) -> set[str] | None:
 @dataclass(frozen=True)
 class Named:
     topic: Topic
-    #: The question's stems that name it, and the name they name.
+    #: The question's stems that name it.
     words: frozenset[str]
-    label: str
+    #: Each name the question uses, with the stems that name it.
+    labels: tuple[tuple[str, frozenset[str]], ...]
     #: Exact title words, title size: the most specific heading wins among those named by the same words.
     rank: tuple[int, int] = (0, 0)
 
 
 def named_topics(question: str, catalogue: Catalogue, terms: TermIndex) -> list[Named]:
-    """Headings and themes the question names, the most specific naming kept: a theme and a heading
-    named by the same words are one topic (the theme, which holds the heading); a topic named by
-    fewer of the same words gives way («psykisk helse» is not «helse»)."""
+    """Headings and themes the question names, the most specific naming kept: a topic named by
+    fewer of the same words gives way («psykisk helse» is not «helse»), and of a heading and a theme
+    named by the same words the heading is meant: the document's own structure («Barnehage»)."""
     query = terms.query_words(question)
     words_ = question_words(question, terms)
     found: list[Named] = []
@@ -540,59 +617,42 @@ def named_topics(question: str, catalogue: Catalogue, terms: TermIndex) -> list[
         used = _heading_words(query, title)
         if used:
             rank = _title_match(query, _title_terms(title), _elided_terms(title)) or (len(used), len(used))
-            found.append(Named(topic, frozenset(used), title, rank))
+            found.append(Named(topic, frozenset(used), ((title, frozenset(used)),), rank))
     for topic in catalogue.themes:
-        best: set[str] | None = None
-        label = ""
-        for name in topic.names:
-            used = _name_words(name, words_)
-            if used and (best is None or len(used) > len(best) or (len(used) == len(best) and name == topic.name)):
-                best, label = used, name
-        if best:
-            found.append(Named(topic, frozenset(best), label, (len(best), len(best))))
-    return _most_specific(found)
+        # Every name the question uses counts: «kirke, religion og livssyn» names one theme thrice.
+        matched = tuple((name, frozenset(used)) for name in topic.names if (used := _name_words(name, words_)))
+        if matched:
+            used_all = frozenset().union(*(used for _, used in matched))
+            found.append(Named(topic, used_all, matched, (len(used_all), len(used_all))))
+    return [n for n in found if not any(_gives_way(n, other) for other in found if other is not n)]
 
 
-def _most_specific(found: list[Named]) -> list[Named]:
-    kept: list[Named] = []
-    for named in found:
-        covered = any(
-            other is not named
-            and (
-                named.words < other.words
-                or (named.words == other.words and _outranks(other, named))
-                or (named.topic.kind == "heading" and named.topic.key in other.topic.headings)
-            )
-            for other in found
-        )
-        if not covered:
-            kept.append(named)
-    return kept
-
-
-def _outranks(a: Named, b: Named) -> bool:
-    """Between two topics named by the same words: a theme holds more than a heading; between two
-    headings, exact title words, then the most specific (most title words)."""
-    if a.topic.kind != b.topic.kind:
-        return a.topic.kind == "theme"
-    if a.topic.kind == "heading":
-        return a.rank > b.rank
-    return False
+def _gives_way(named: Named, other: Named) -> bool:
+    """Whether `named` is a lesser reading of the question's words than `other`: fewer of the same
+    words; or the same words, and `other` is the heading they name exactly (the document's own
+    structure: «barnehage» is «Barnehage»), or the theme they name where a heading is only begun
+    («kultur» is «Kultur», not «Kulturbyen»), or the heading named more exactly."""
+    if named.words < other.words:
+        return True
+    if named.words != other.words:
+        return False
+    if named.topic.kind != other.topic.kind:
+        heading = other if other.topic.kind == "heading" else named
+        exact = heading.rank[0] == heading.rank[1]
+        return (other.topic.kind == "heading") == exact
+    return named.topic.kind == "heading" and other.rank > named.rank
 
 
 # --- resolution ---------------------------------------------------------------------------------
 
 
 def _other_municipality(question: str, terms: TermIndex) -> str | None:
-    """A municipality other than Trondheim that the question asks about, and the platform never names."""
-    owners = {str(m).lower() for m in _MUNICIPALITY_OWNER.findall(question)}
-    # «Æ e fra Bodø», «I commute from Melhus»: where someone comes from is not what they ask about.
-    origins = {m.lower() for m in re.findall(r"\b(?:fra|frå|from)\s+(\w+)", question, re.IGNORECASE)}
-    for word in sorted({*words(question), *owners} - origins):
-        if terms.uses(word):
-            continue
-        if word in OTHER_MUNICIPALITIES or (word in owners and word != "trondheim"):
-            return word
+    """A municipality other than Trondheim that the question is about, and the platform never names."""
+    for owner, placed, acting in _MUNICIPALITY_SUBJECT.findall(question):
+        name = str(owner or placed or acting).lower()
+        # «X kommune» is a municipality whatever X is; «Hva vil X …» only for a known one («Høyre»).
+        if name != "trondheim" and not terms.uses(name) and (owner or name in OTHER_MUNICIPALITIES):
+            return name
     return None
 
 
@@ -694,24 +754,31 @@ def _chapter_scope(question: str, terms: TermIndex, catalogue: Catalogue) -> Sco
 
 
 def _narrowing_words(
-    residual: Iterable[str], units: Sequence[str], catalogue: Catalogue, terms: TermIndex
-) -> dict[str, set[str]]:
+    residual: Iterable[QuestionWord], units: Sequence[str], catalogue: Catalogue, terms: TermIndex
+) -> dict[str, set[str]] | None:
     """The residual words that pick out part of a topic: each names some of its units but not all,
-    and is not a word the whole platform uses everywhere."""
+    and is not a word the whole platform uses everywhere. None when a word names nothing in the
+    topic but something elsewhere in the platform: the question is about more than the topic."""
     positions = [catalogue.positions.get(u) for u in units]
     narrowing: dict[str, set[str]] = {}
     for word in residual:
-        if terms.document_share(word) > COMMON_WORD_SHARE:
+        if not word.word.isdigit() and (
+            len(word.word) < MIN_NARROWING_LENGTH
+            or terms.document_share(word.stem) > COMMON_WORD_SHARE
+            or is_everyday(word.word)
+        ):
             continue
-        query_word = QueryWord(word, (), 1.0)
+        query_word = QueryWord(word.stem, (), 1.0)
         hits = {
             unit
             for unit, position in zip(units, positions, strict=True)
             if (position is not None and terms.matches(query_word, position, with_heading=False))
-            or (position is None and word in terms.text_terms(catalogue.units[unit].text))
+            or (position is None and word.stem in terms.text_terms(catalogue.units[unit].text))
         }
+        if not hits and terms.document_share(word.stem) > 0:
+            return None
         if hits and len(hits) < len(units):
-            narrowing[word] = hits
+            narrowing[word.stem] = hits
     return narrowing
 
 
@@ -735,96 +802,145 @@ def _coordinated(question: str, first: frozenset[str], second: frozenset[str], t
     return bool(between) and all(t in (",", "og", "and", "eller", "or", "samt", "&") for t in between)
 
 
-#: Words that frame a broad question without narrowing it («Hva gjør byrådet konkret for eldre
-#: framover?»).
+#: Words that frame a broad question without narrowing it («Hva har byrådet egentlig tenkt å gjøre
+#: for eldre framover?»).
 FRAME_WORDS = frozenset(
     stem(w)
     for w in """
-    egentlig konkret konkrete akkurat spesielt særlig generelt mer bedre nå no framover fremover
-    fremtiden framtida framtiden planer noen noe nokon noko neste årene
+    egentlig eigentleg konkret konkrete akkurat spesielt særlig generelt mer bedre nå no framover
+    fremover fremtiden framtida framtiden planer planar noen noe nokon noko nån nåkka neste årene tenkt
+    tenke tenkt planlagt gjort lovet lova betyr bety tilby tilbyr forvente vente lure lurer interessert
+    generelt sånn slik delen del biten avsnittet avsnitt seksjonen seksjon part section heading
     """.split()
 )
 #: A yes/no question opens with its verb («Vil byrådet innføre …?», «Blir det …?», «Is the council
-#: planning …?»): it asks about a measure, not about a topic as a whole.
+#: planning …?»), as does a why or who question: it asks about a measure, not about a topic as a
+#: whole. («Står det noe om …?» asks for a list: see `asks_for_list`.)
 _CLOSED_QUESTION = re.compile(
-    r"^\W*(?:vil|skal|ska|blir|bli|kommer|kjem|kjæm|er|e|har|får|kan|bør|gjør|gjer|finnes|fins|finst|"
-    r"planlegger|stemmer|satser|jobber|går|tenker|is|will|does|do|are|has|have|can|should|would|was)\b",
+    r"^\W*(?:vil|skal|ska|blir|bli|bi|kommer|kjem|kjæm|får|bør|må|kan|er|e|har|finnes|fins|finst|står|"
+    r"gjør|gjer|hjelper|is|will|are|can|should|would|does|do|has|have|"
+    r"hvorfor|kvifor|korfor|koffor|why|hvem|kven|kem|who)\b",
     re.IGNORECASE,
 )
+#: A text with no question in it and more words than a keyword search tells a situation («Det er
+#: så mye bråk fra veien …»): answered from the ranking, like any specific question.
+MAX_KEYWORD_WORDS = 4
+_SENTENCE = re.compile(r"[^.!?]+[.!?]*")
 #: A theme named by what one or two of its units are about («Øya stadion», «eiendomsskatt»,
 #: «sykkelparkering») is a question about those units, not about the theme.
 SPECIFIC_NAME_UNITS = 2
+#: … and by a rare word: a facility, a project, a measure («eiendomsskatt», «markalov»).
+SPECIFIC_NAME_ZIPF = 3.8
 #: A scope of fewer pledges than this is answered from the ranking, like any specific question.
 MIN_BROAD_PLEDGES = 3
 
 
+def asking_part(question: str) -> str:
+    """The sentences that ask (end in «?»), without the story around them; the whole text when
+    none does: «Mamma er 86 … Hva har byrådet tenkt å gjøre for eldre som henne?»."""
+    sentences = [s.strip() for s in _SENTENCE.findall(question) if s.strip()]
+    asking = [s for s in sentences if s.endswith("?")]
+    return " ".join(asking) if asking else question
+
+
 def is_closed_question(question: str) -> bool:
-    """Whether the question's last sentence that asks something is a yes/no question."""
-    asked = [s for s in re.split(r"(?<=[.!?])\s+", question.strip()) if s.strip()]
-    questions = [s for s in asked if s.rstrip().endswith("?")] or asked[-1:]
-    return bool(questions) and bool(_CLOSED_QUESTION.match(questions[-1]))
+    """Whether every sentence that asks something is a yes/no question about a measure."""
+    sentences = [s.strip() for s in _SENTENCE.findall(question) if s.strip()]
+    asking = [s for s in sentences if s.endswith("?")] or sentences[-1:]
+    return bool(asking) and all(_CLOSED_QUESTION.match(s) for s in asking)
 
 
 def _members(named: Named, catalogue: Catalogue, terms: TermIndex) -> tuple[str, ...]:
-    """The units a naming picks out: the whole topic, or, for a theme named by what only one or two
-    of its units are about, those units."""
+    """The units a naming picks out: the whole topic, or, where the question calls a theme only by
+    the name of what one or two of its units are about («Øya stadion», «brukerrom»), those units.
+    A common word («kvinner», «buss») names the theme even where few units use it."""
     topic = named.topic
-    if topic.kind != "theme" or named.label == topic.name:
+    if topic.kind != "theme":
         return topic.units
-    words_ = [QueryWord(w, (), 1.0) for w in named.words]
-    hits = tuple(
-        u
-        for u in topic.units
-        if (position := catalogue.positions.get(u)) is not None
-        and all(terms.matches(w, position, with_heading=False) for w in words_)
-    )
-    return hits if 0 < len(hits) <= SPECIFIC_NAME_UNITS and len(hits) < len(topic.units) else topic.units
+    specific: set[str] = set()
+    for label, used in named.labels:
+        words_ = [QueryWord(w, (), 1.0) for w in used]
+        hits = {
+            u
+            for u in topic.units
+            if (position := catalogue.positions.get(u)) is not None
+            and all(terms.matches(w, position, with_heading=False) for w in words_)
+        }
+        rare = min((zipf_frequency(w, "nb") for w in words(label)), default=0.0) < SPECIFIC_NAME_ZIPF
+        if label == topic.name or not rare or not 0 < len(hits) <= SPECIFIC_NAME_UNITS:
+            return topic.units
+        specific |= hits
+    return catalogue.in_order(specific) if len(specific) < len(topic.units) else topic.units
+
+
+def _combined(
+    question: str, named: Sequence[Named], members: Sequence[tuple[str, ...]], catalogue: Catalogue, terms: TermIndex
+) -> tuple[str, ...]:
+    """What several named topics cover together: each of them when they are named as a list («kultur
+    og idrett»); otherwise what they share («eldre på Heimdal») or, when one lies mostly inside the
+    other («BoA for folk med funksjonsnedsettelser»), the smaller one."""
+    if len(named) == 1:
+        return members[0]
+    if any(_coordinated(question, a.words, b.words, terms) for a, b in itertools.pairwise(named)):
+        return catalogue.in_order(u for m in members for u in m)
+    smallest = min(members, key=len)
+    others = set().union(*(set(m) for m in members if m is not smallest))
+    if len(set(smallest) & others) * 2 >= len(smallest):
+        return smallest
+    return catalogue.in_order(set(members[0]).intersection(*members[1:]))
 
 
 def _topic_scope(
     question: str, ranked: Sequence[int], chunks: Sequence[Chunk], terms: TermIndex, catalogue: Catalogue
 ) -> Scope | None:
-    """A heading or theme the question is about as a whole: it names the topic and nothing that
-    narrows it to one or two units, or it asks for a list."""
-    named = named_topics(question, catalogue, terms)
+    """A heading or theme the question is about as a whole: its asking sentences name the topic,
+    and what else they say narrows it to no fewer than `MIN_BROAD_PLEDGES` pledges; or it asks
+    for a list. The story around the question («Mamma er 86 …») is context, not topic."""
     listing = asks_for_list(question)
-    if not named or asks_quantity(question) or (is_closed_question(question) and not listing):
+    story = "?" not in question and len(content_words(question, drop_question_words=True)) > MAX_KEYWORD_WORDS
+    if asked_detail(question) or ((is_closed_question(question) or story) and not listing):
         return None
-    # A theme named in passing in a long question is not what it is about unless retrieval agrees.
+    # Only what the question asks names its topic: a story that asks «Gjør dere noe med det?» is
+    # about its own situation, answered from the ranking.
+    asking = asking_part(question)
+    named = named_topics(asking, catalogue, terms)
+    # A theme named in passing is not what the question is about unless retrieval agrees.
     named = [n for n in named if n.topic.kind == "heading" or listing or _supported(n.topic, ranked, chunks)]
     if not named:
         return None
     used = set().union(*(n.words for n in named))
     residual = [
-        w.stem
-        for w in question_words(question, terms)
+        w
+        for w in question_words(asking, terms)
         if w.stem not in used
         and w.raw not in used
         and w.word not in GENERIC_WORDS
         and w.stem not in DOCUMENT_WORDS
         and w.raw not in FRAME_WORDS
     ]
+    if not listing and any(not terms.known(QueryWord(w.stem, (), 1.0)) for w in residual):
+        return None  # it asks about something the platform may not have («overvåkingskameraer i Midtbyen»)
     topics = tuple(n.topic for n in named)
-    members = [_members(n, catalogue, terms) for n in named]
-    if len(named) == 1:
-        units = members[0]
-    else:
-        together = set(members[0]) & set(members[1])
-        if together and not _coordinated(question, named[0].words, named[1].words, terms):
-            units = catalogue.in_order(together)
-        else:
-            units = catalogue.in_order(u for m in members for u in m)
+    units = _combined(question, named, [_members(n, catalogue, terms) for n in named], catalogue, terms)
     narrowing = _narrowing_words(residual, units, catalogue, terms)
+    if narrowing is None and not listing:
+        return None
+    narrowing = narrowing or {}
+    extra = [w for w in residual if w.stem not in narrowing and not is_function_like(w.word)]
+    if len(extra) >= MAX_EXTRA_WORDS and not listing:
+        return None  # the question asks for something more particular than its topic
     name = " + ".join(t.name for t in topics)
     if narrowing:
         units = catalogue.in_order(set.intersection(*narrowing.values()) or set().union(*narrowing.values()))
-        name = f"{name}: {', '.join(narrowing)}"
-    if not listing and any(word not in narrowing for word in residual):
-        return None  # the question says more than its topic: a specific question, or a story
-    pledges = sum(1 for u in units if catalogue.units[u].kind == "pledge")
-    if not units or (pledges < MIN_BROAD_PLEDGES and not listing):
-        return None
+        name = f"{name}: {', '.join(w.word for w in residual if w.stem in narrowing)}"
     kind: ScopeKind = "theme" if any(t.kind == "theme" for t in topics) or len(topics) > 1 else "heading"
+    pledges = sum(1 for u in units if catalogue.units[u].kind == "pledge")
+    # A topic named as a whole is answered whole, however small; a part of one (narrowed, shared by
+    # two topics, named by one unit's subject) that comes down to one or two pledges is a specific
+    # question, answered from the ranking.
+    whole = len(named) == 1 and not narrowing and units == named[0].topic.units
+    if not units or (pledges < MIN_BROAD_PLEDGES and not listing and not whole):
+        return None
     return Scope(kind, name, units[:MAX_SCOPE_CITATIONS], topics)
 
 
