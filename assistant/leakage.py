@@ -6,12 +6,17 @@ question, the evaluation measures memorised wording instead of unseen wording. T
 such copies with three rules, from the most to the least blatant:
 
 - exact copy: an expansion query equal to a question (after normalisation), or a term or theme
-  name equal to a question about its unit when the platform's own text for that unit lacks it;
-- near copy: an expansion query whose content words are (nearly) the question's content words,
-  by rapidfuzz's token-sort and token-set ratios on stemmed content words;
-- shared phrase: a run of two or three content words that a question and an expansion (or theme
-  name) of its gold unit, or a unit next to it, have in common, that the platform does not use
-  itself and that is not made of everyday words only.
+  name equal to a question about its unit when that unit's own text does not say it;
+- near copy: an expansion query of two or more content words that has the question's content
+  words in another order, or covers at least half of them closely (rapidfuzz token-sort or
+  token-set ratio on stemmed content words, stop words removed) and shares a word of its own
+  (neither the platform's nor everyday) with it;
+- shared phrase: a run of content words in a row that a Norwegian question and an expansion (or
+  theme name) of its gold unit, or of a unit next to it, have in common and the platform text does
+  not have: two words when one of them is neither the platform's nor an everyday word («bråk fra
+  veien»), three or more unless all of them are the platform's («selge bil nummer to»).
+
+A question may quote the platform: wording the platform uses is never a leak.
 
 Pure: it takes parsed questions, search aids and platform units and returns findings; reading the
 files is `assistant.leakage_report`'s job.
@@ -50,13 +55,16 @@ SAME_WORDS_RATIO = 95.0
 NEAR_COPY_SORT_RATIO = 80.0
 NEAR_COPY_SET_RATIO = 85.0
 NEAR_COPY_COVER = 0.5
-#: A spelling of a platform word («helsesykepleieren», «familietenesta») counts as the platform's
-#: word: same first letters and this close by edit distance.
+#: Another spelling of a platform word («familietenesta» for «familietjenesten») counts as the
+#: platform's word: the same first letters, and this close by edit distance.
 SPELLING_VARIANT_RATIO = 75.0
 SPELLING_VARIANT_PREFIX = 3
 #: A platform compound contains a shorter word as its head or tail («omsorg» in
 #: «omsorgstjenester») when the shorter word's stem is at least this long.
 COMPOUND_PART_MIN = 4
+
+#: A finding quotes this much of a long question (its id names it).
+QUOTED_QUESTION_MAX = 160
 
 #: English function words: the Norwegian stop-word list does not know them.
 ENGLISH_FUNCTION_WORDS = frozenset(
@@ -131,9 +139,12 @@ class Finding:
 
     def __str__(self) -> str:
         aid, question = self.aid, self.question
+        asked = (
+            question.text if len(question.text) <= QUOTED_QUESTION_MAX else question.text[:QUOTED_QUESTION_MAX] + "…"
+        )
         return (
             f"{aid.file}:{aid.line} [{aid.owner}] {aid.field} «{aid.text}» ~ {question.id} "
-            f"({question.split}, {question.category}) «{question.text}»: {self.kind}: {self.why}"
+            f"({question.split}, {question.category}) «{asked}»: {self.kind}: {self.why}"
         )
 
 
@@ -262,7 +273,7 @@ class Platform:
             self._unit_words[unit.id] = frozenset(own_words)
             self._unit_stems[unit.id] = tuple(stem(w) for w in own_words)
         vocabulary = frozenset().union(*self._unit_words.values())
-        #: Runs of two and three content-word stems of its text and headings.
+        #: Runs of two to `LONGEST_RUN` content-word stems of its text and of its headings.
         self.phrases = frozenset(phrases)
         self._stems = frozenset(stem(w) for w in vocabulary)
         self._vocabulary = tuple(sorted(w for w in vocabulary if w.isalpha()))
@@ -290,7 +301,7 @@ class Platform:
     def uses_word(self, word: str) -> bool:
         """Whether the platform uses `word`: the same stem, in nynorsk or dialect spelling or not,
         as a part of one of its compounds («omsorg» in «omsorgstjenester»), or spelt a little
-        differently («helsesykepleieren»)."""
+        differently («familietenesta»)."""
         return any(_word_in(form, self._stems, self._vocabulary) for form in {word, bokmal_spelling(word)})
 
     def unit_says(self, unit_id: str, text: str) -> bool:
@@ -305,6 +316,8 @@ class Platform:
 
 
 def _word_in(word: str, stems: frozenset[str], vocabulary: Sequence[str]) -> bool:
+    """Whether `word` is one of `vocabulary`'s words: its stem, a compound's head or tail, or a
+    spelling variant."""
     word_stem = stem(word)
     if word_stem in stems:
         return True
@@ -329,6 +342,8 @@ class _Question:
     question: EvalQuestion
     words: tuple[str, ...]
     stems: tuple[str, ...]
+    #: Its runs of two to `LONGEST_RUN` stems.
+    runs: frozenset[tuple[str, ...]]
     #: Its gold units (as the units that hold expansions) and their neighbours.
     near: frozenset[str]
     gold: frozenset[str]
@@ -336,10 +351,12 @@ class _Question:
 
 def _prepare(question: EvalQuestion, platform: Platform) -> _Question:
     question_words = tuple(leak_words(question.text))
+    question_stems = tuple(stem(w) for w in question_words)
     return _Question(
         question=question,
         words=question_words,
-        stems=tuple(stem(w) for w in question_words),
+        stems=question_stems,
+        runs=frozenset(_phrases(question_stems)),
         near=platform.near_units(question.gold),
         gold=frozenset(map(platform.expanded_unit, question.gold)),
     )
@@ -397,11 +414,12 @@ def _shared_phrases(aid: _Aid, item: _Question, platform: Platform) -> list[str]
     """Runs of content words the question and the aid share and the platform does not have, as the
     question words they are made of (longest first): a run of two needs a word that is neither
     everyday nor the platform's; a longer run is a copy unless every word is the platform's."""
+    shared = item.runs & aid.runs
     found: list[str] = []
-    for size in range(LONGEST_RUN, 1, -1):
+    for size in range(LONGEST_RUN, 1, -1) if shared else ():
         for start in range(len(item.stems) - size + 1):
             run = item.stems[start : start + size]
-            if run not in aid.runs or run in platform.phrases:
+            if run not in shared or run in platform.phrases:
                 continue
             surface = item.words[start : start + size]
             if size == 2 and all(is_everyday(w) or platform.uses_word(w) for w in surface):

@@ -57,7 +57,7 @@ def load_sources(corpus_dir: Path = CORPUS_DIR, questions_path: Path = EVAL_QUES
 def format_findings(findings: Sequence[Finding]) -> str:
     counts = Counter(f.kind for f in findings)
     summary = ", ".join(f"{counts[kind]} {kind}" for kind in sorted(counts)) or "none"
-    lines = [f"{len(findings)} leak findings ({summary})."]
+    lines = [f"{len(findings)} leak finding{'' if len(findings) == 1 else 's'} ({summary})."]
     lines += [f"- {finding}" for finding in findings]
     if findings:
         lines.append(
