@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from assistant.composing import REFUSAL
 from assistant.cli import main
+from assistant.composing import REFUSAL
 from assistant.core import Assistant
 from assistant.errors import InvalidQuestionError
 from assistant.fakes import ScriptedChatModel
