@@ -127,7 +127,12 @@ def _cmd_chat(assistant: Assistant, args: argparse.Namespace) -> int:
 
 
 def _cmd_search(assistant: Assistant, args: argparse.Namespace) -> int:
-    hits = assistant.search(" ".join(args.query), args.k)
+    query = " ".join(args.query)
+    names = {t.id: t.name for t in assistant.corpus.themes}
+    themes = ", ".join(f"{names.get(theme, theme)} ({score:.3f})" for theme, score in assistant.search_themes(query))
+    if themes:
+        print(f"Nærmeste temaer: {themes}")
+    hits = assistant.search(query, args.k)
     for rank, hit in enumerate(hits, start=1):
         chunk = hit.chunk
         print(f"{rank:2d}. {hit.score:.4f}  {chunk.kind:7s} {chunk.unit_id}")
@@ -225,7 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     calibrate = sub.add_parser("calibrate", help="Fit the refusal and citation thresholds on the dev split.")
     calibrate.add_argument("--questions", default=default_questions)
-    calibrate.add_argument("--split", choices=["dev", "test", "all"], default="dev")
+    calibrate.add_argument(
+        "--split", choices=["dev", "test", "all"], default="dev", help="Only dev: the test split is held out."
+    )
     calibrate.add_argument("--dry-run", action="store_true")
     calibrate.add_argument(
         "--only",

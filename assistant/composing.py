@@ -150,10 +150,10 @@ def _document(citations: Sequence[Citation], catalogue: Catalogue) -> str:
 
 
 def compose(
-    selection: Selection, catalogue: Catalogue, unit_texts: Mapping[str, str] | None = None
+    selection: Selection, unit_texts: Mapping[str, str] | None = None, catalogue: Catalogue | None = None
 ) -> tuple[str, tuple[Citation, ...]]:
     """Write the answer. `unit_texts` maps unit ids to their full text, for citations of a piece
-    of a long passage."""
+    of a long passage; a chapter summary and the document answer need the `catalogue`."""
     if selection.mode == "chat":
         return WELCOME, ()
     if selection.refused:
@@ -163,9 +163,11 @@ def compose(
         Citation(n, chunk, texts.get(chunk.unit_id, chunk.text)) for n, chunk in enumerate(selection.cited, start=1)
     )
     kind = selection.mode
-    if kind == "chapter":
+    if kind in ("chapter", "document") and catalogue is None:
+        raise ValueError(f"a {kind} answer needs the catalogue")
+    if kind == "chapter" and catalogue is not None:
         return _chapter_summary(selection, citations, catalogue), citations
-    if kind == "document":
+    if kind == "document" and catalogue is not None:
         return _document(citations, catalogue), citations
     if kind in ("heading", "theme", "attribute"):
         return "\n".join([_lead(selection, citations), *_grouped(citations)]), citations

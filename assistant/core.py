@@ -257,7 +257,7 @@ class Assistant:
         question, retrieved = prepared
         started = time.perf_counter()
         selection = self.select(retrieved)
-        text, citations = compose(selection, self.catalogue, self._unit_texts())
+        text, citations = compose(selection, self._unit_texts(), self.catalogue)
         answer_ms = (time.perf_counter() - started) * 1000
         return Answer(
             question=question.text,
@@ -417,6 +417,18 @@ class Assistant:
         if self.settings.log_questions:
             fields["question"] = answer.question
         logger.info("answered", extra=fields)
+
+    def search_themes(self, query: str, k: int = 3) -> list[tuple[str, float]]:
+        """The themes of the theme index nearest a query (ids and cosines), best first."""
+        searcher, _ = self._ensure_index()
+        index = searcher.index
+        if index.themes is None or not index.theme_ids:
+            return []
+        vector = np.ascontiguousarray(
+            self.embedder.encode_query(clean_question(query, self.settings.max_question_chars))
+        )
+        scores, rows = index.themes.search(vector.reshape(1, -1).astype(np.float32), min(k, len(index.theme_ids)))
+        return [(index.theme_ids[r], float(s)) for s, r in zip(scores[0], rows[0], strict=True) if r >= 0]
 
     def search(self, query: str, k: int | None = None) -> list[Hit]:
         question = clean_question(query, self.settings.max_question_chars)

@@ -1,7 +1,8 @@
 """Build, save and load the search index: FAISS vectors + chunks (JSON) + manifest. No pickle.
 
 Layout: `index/CURRENT` names the live build folder `index/build-<time>/` holding `dense.faiss`,
-`chunks.json`, `views.faiss` + `views.json` (the search expansions' questions, embedded as
+`chunks.json`, `themes.faiss` + `themes.json` (the theme index, embedded), `views.faiss` +
+`views.json` (the search expansions' questions, embedded as
 questions, each row owned by a chunk) and `manifest.json`. A build is written to its own folder
 and `CURRENT` is replaced atomically last, so a build that dies half-way leaves the previous index
 in use. The BM25 leg is rebuilt from the chunks at load time (milliseconds for a few hundred
@@ -33,14 +34,14 @@ from assistant.errors import IndexCorruptError, IndexMissingError, IndexStaleErr
 from assistant.settings import Settings
 from assistant.text import Decompounder, corpus_vocabulary
 from assistant.tokens import count_tokens
-from assistant.types import Chunk
+from assistant.types import Chunk, Theme
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 # Bump when what is embedded changes (the retrieval text template, chunking rules).
 RETRIEVAL_TEXT_VERSION = 1
 CURRENT = "CURRENT"
 LOCK_FILE = ".build.lock"
-FILES = ("dense.faiss", "chunks.json", "views.faiss", "views.json")
+FILES = ("dense.faiss", "chunks.json", "views.faiss", "views.json", "themes.faiss", "themes.json")
 Progress = Callable[[str], None]
 
 
@@ -78,6 +79,9 @@ class SearchIndex:
     #: Embedded expansion questions; row r belongs to chunk `view_owner[r]`.
     views: faiss.Index
     view_owner: np.ndarray
+    #: The theme index, embedded: row r is the theme `theme_ids[r]` (its name, description and names).
+    themes: faiss.Index | None = None
+    theme_ids: tuple[str, ...] = ()
     bm25: bm25s.BM25 = field(init=False)
     decompounder: Decompounder = field(init=False)
 
@@ -143,6 +147,11 @@ def build_index(
     views = faiss.IndexFlatIP(vectors.shape[1])
     if view_rows:
         views.add(embedder.encode_queries([str(row["text"]) for row in view_rows]))
+    themes = faiss.IndexFlatIP(vectors.shape[1])
+    theme_ids = [theme.id for theme in corpus.themes]
+    if theme_ids:
+        say(f"Embedding {len(theme_ids)} themes …")
+        themes.add(embedder.encode_passages([theme_text(theme) for theme in corpus.themes]))
 
     root = settings.index_dir
     root.mkdir(parents=True, exist_ok=True)
@@ -157,6 +166,8 @@ def build_index(
             )
             faiss.write_index(views, str(staging / "views.faiss"))
             (staging / "views.json").write_text(json.dumps(view_rows, ensure_ascii=False, indent=0), encoding="utf-8")
+            faiss.write_index(themes, str(staging / "themes.faiss"))
+            (staging / "themes.json").write_text(json.dumps(theme_ids, ensure_ascii=False), encoding="utf-8")
             manifest = Manifest(
                 **expected_identity(settings, corpus),
                 dimension=int(vectors.shape[1]),
@@ -184,7 +195,14 @@ def build_index(
         path=build_dir,
         views=views,
         view_owner=_owners(view_rows),
+        themes=themes,
+        theme_ids=tuple(theme_ids),
     )
+
+
+def theme_text(theme: Theme) -> str:
+    """What a theme is embedded as: its name, what it covers and what people call it."""
+    return f"{theme.name}: {theme.description} ({', '.join(theme.names)})"
 
 
 def _owners(view_rows: list[dict[str, Any]]) -> np.ndarray:
@@ -269,6 +287,8 @@ def load_index(settings: Settings, corpus: Corpus) -> SearchIndex:
         chunks = [_chunk_from_json(raw) for raw in raw_chunks]
         views = faiss.read_index(str(build_dir / "views.faiss"))
         view_owner = _owners(json.loads((build_dir / "views.json").read_text(encoding="utf-8")))
+        themes = faiss.read_index(str(build_dir / "themes.faiss"))
+        theme_ids = tuple(str(t) for t in json.loads((build_dir / "themes.json").read_text(encoding="utf-8")))
     except (RuntimeError, OSError, ValueError, KeyError, TypeError) as exc:
         raise IndexCorruptError(f"Cannot read the index in {build_dir} ({exc}). Rebuild it.") from exc
     consistent = (
@@ -277,9 +297,17 @@ def load_index(settings: Settings, corpus: Corpus) -> SearchIndex:
         and views.ntotal == len(view_owner)
         and (views.ntotal == 0 or views.d == manifest.dimension)
         and bool(np.all((view_owner >= 0) & (view_owner < len(chunks))))
+        and themes.ntotal == len(theme_ids)
     )
     if not consistent:
         raise IndexCorruptError(f"The index in {build_dir} is inconsistent. Rebuild it.")
     return SearchIndex(
-        chunks=chunks, dense=dense, manifest=manifest, path=build_dir, views=views, view_owner=view_owner
+        chunks=chunks,
+        dense=dense,
+        manifest=manifest,
+        path=build_dir,
+        views=views,
+        view_owner=view_owner,
+        themes=themes,
+        theme_ids=theme_ids,
     )

@@ -46,7 +46,7 @@ from assistant.types import Chunk, DocumentMeta, Unit
 
 ScopeKind = Literal["unit", "heading", "chapter", "theme", "document", "attribute", "none", "chat"]
 TopicKind = Literal["heading", "chapter", "theme"]
-Attribute = Literal["figure", "amount", "date", "project"]
+Attribute = Literal["figure", "amount", "percent", "date", "project"]
 
 #: The theme whose units are the named building projects: the attribute «project» lists them.
 PROJECT_THEME = "byggeprosjekter"
@@ -70,10 +70,9 @@ FUNCTION_LIKE_ZIPF = 5.5
 #: is about something more particular («Finnes det noe som bringer kulturen ut til de gamle der de
 #: bor?»).
 MAX_EXTRA_WORDS = 2
-#: A topic whose units all rank below this place for the question is not what a long question is
-#: about, even if it names it in passing («… bur åleine i Saupstad …» about elderly care).
-SUPPORT_RANK = 10
 MAX_SCOPE_CITATIONS = 60
+#: The introduction's units a document answer cites: those among this many best-ranked chunks.
+DOCUMENT_RANK = 5
 #: A request for a list gets the heading of its best-ranked chunks when this many agree on one
 #: heading of at most `AGREEING_MAX` pledges (dev: 3 or 2 agreeing changed the same answer; with 2
 #: and a cap of 30 «alle løftene om sykling» listed all of «Samferdsel», precision 0.935 → 0.923).
@@ -110,7 +109,8 @@ _QUANTITY = re.compile(
     r"\b(?:hvor|kor|how)\s+(?:mange|mang|mye|mykje|møkkje|many|much|stor|stort|store|høy|høyt|lang|langt)\b"
     r"|\bhva\s+(?:koster|kostar|skal\s+\w+\s+koste)\b|\bwhat\s+(?:will\s+\w+\s+)?cost"
     r"|\b(?:by )?(?:what|how many) (?:percentage|per cent|percent|share)\b|\bby how much\b"
-    r"|\bhvor (?:mange|stor) prosent\b",
+    r"|\bhvor (?:mange|stor) prosent\b"
+    r"|\b(?:hvor|kor) (?:lang tid|lenge|raskt|fort|ofte)\b|\bhow (?:long|soon|fast|often)\b",
     re.IGNORECASE,
 )
 # "Når skal ishallen stå ferdig?": a date or deadline in the text.
@@ -125,30 +125,31 @@ _WHEN = re.compile(
 # whose answer the platform has.
 _INVENTION = re.compile(
     r"\b(?:finn(?:e)? på|dikt(?:e|a)? opp|gjett\w*|ditt (?:beste )?anslag|"
-    r"make (?:something |one |it )?up|invent\w*|guess\w*)\b",
+    r"make (?:something|one|it|things|stuff|numbers) up|make up (?:a |an |some |new )?"
+    r"(?:number|figure|pledge|promise|answer|estimate)s?|invent\w*|guess\w*)\b",
     re.IGNORECASE,
 )
 #: A request for pledges with a property: «Hvilke løfter har tall eller tidsfrister?», «hvilke
 #: konkrete byggeprosjekter …», «which pledges have a deadline?».
 _ATTRIBUTE_WORDS: dict[Attribute, re.Pattern[str]] = {
     "figure": re.compile(
-        r"\b(?:tall|tal|tala|talla|tallfest\w*|tallmål\w*|talmål\w*|måltall\w*|konkrete mål|numbers?|figures?|"
-        r"targets?)\b",
+        r"\b(?:tall|tal|tala|talla|tallfest\w*|tallmål\w*|talmål\w*|måltall\w*|konkrete mål|numbers?|figures?)\b",
         re.IGNORECASE,
     ),
     "amount": re.compile(
-        r"\b(?:beløp\w*|kronebeløp\w*|summer|pengesummer|prosentmål\w*|prosentsats\w*|amounts?|sums? of money|"
-        r"percentages?)\b",
+        r"\b(?:beløp\w*|kronebeløp\w*|pengesummer|kroner|amounts?|sums? of money)\b",
         re.IGNORECASE,
     ),
+    "percent": re.compile(r"\b(?:prosent\w*|percent\w*|percentages?|andel\w*)\b", re.IGNORECASE),
     "date": re.compile(
         r"\b(?:tidsfrist\w*|frist(?:er|ar|a|ene|ane)?|årstall\w*|dato\w*|tidsplan\w*|deadlines?|dates?|"
         r"timelines?|år de skal)\b",
         re.IGNORECASE,
     ),
     "project": re.compile(
-        r"\b(?:byggeprosjekt\w*|byggjeprosjekt\w*|bygg(?:e|ja)?prosjekt\w*|anleggsprosjekt\w*|"
-        r"(?:building|construction) projects?|ka skal bygges|hva skal bygges|kva skal byggjast)\b",
+        r"\b(?:byggeprosjekt\w*|byggjeprosjekt\w*|anleggsprosjekt\w*|bygg og anlegg|"
+        r"(?:building|construction) projects?|(?:skal|vil|blir) (?:\w+ )?(?:bygges|byggjast|bygd)|"
+        r"(?:be|get) built)\b",
         re.IGNORECASE,
     ),
 }
@@ -165,7 +166,8 @@ _FIGURE_IN_TEXT = re.compile(
     r"\b(?:en|ei|ett|et) (?:uke|dag|måned|år|time|gang)\b",
     re.IGNORECASE,
 )
-_AMOUNT_IN_TEXT = re.compile(r"\bkr\b|kroner|millioner|milliarder|prosent|%", re.IGNORECASE)
+_AMOUNT_IN_TEXT = re.compile(r"\bkr\b|kroner|millioner|milliarder", re.IGNORECASE)
+_PERCENT_IN_TEXT = re.compile(r"prosent|%", re.IGNORECASE)
 _DATE_IN_TEXT = re.compile(
     r"\b(?:19|20)\d\d\b|\b(?:innen|i løpet av|før|fram mot) (?:utgangen av |neste |denne |)"
     r"(?:perioden|byrådsperioden|året|år|\d)",
@@ -215,8 +217,8 @@ OTHER_MUNICIPALITIES = frozenset(
 #: Bergen gjøre …», «byrådet i Bergen». Where someone lives or comes from is not the subject.
 _MUNICIPALITY_SUBJECT = re.compile(
     r"\b([A-ZÆØÅ][a-zæøå]+?)s?\s+(?:kommunes?|bystyre|byråd)\b|"
-    r"\b(?:kommunen|byrådet|bystyret|ordføreren|politikerne) i ([A-ZÆØÅ][a-zæøå]+)\b|"
-    r"\b(?:hva|kva|ka|what|how) (?:vil|skal|gjør|gjer|lovar|lover|planlegger|will|does|is|are) "
+    r"\b(?i:kommunen|byrådet|bystyret|ordføreren|politikerne) i ([A-ZÆØÅ][a-zæøå]+)\b|"
+    r"\b(?i:hva|kva|ka|what|how) (?i:vil|skal|gjør|gjer|lovar|lover|planlegger|will|does|is|are) "
     r"([A-ZÆØÅ][a-zæøå]+)\b"
 )
 
@@ -258,12 +260,14 @@ def asked_detail(question: str) -> Attribute | None:
 
 
 def unit_attributes(text: str) -> frozenset[Attribute]:
-    """What a unit's text carries: a figure, an amount of money or a share, a date or deadline."""
+    """What a unit's text carries: a figure, an amount of money, a percentage, a date or deadline."""
     found: set[Attribute] = set()
     if _FIGURE_IN_TEXT.search(text):
         found.add("figure")
     if _AMOUNT_IN_TEXT.search(text):
         found.update(("amount", "figure"))
+    if _PERCENT_IN_TEXT.search(text):
+        found.update(("percent", "figure"))
     if _DATE_IN_TEXT.search(text):
         found.add("date")
     return frozenset(found)
@@ -693,7 +697,10 @@ def resolve_scope(
     if _about_the_document(question, terms):
         name = catalogue.meta.title if catalogue.meta else "dokumentet"
         intro = next((c for c in catalogue.chapters if c.key == catalogue_intro(catalogue)), None)
-        return Scope("document", name, intro.units if intro else ())
+        units = intro.units if intro else ()
+        # Of the introduction, what the question is about («Hvilke partier …?» is its first sentence).
+        near = [chunks[i].unit_id for i in ranked[:DOCUMENT_RANK] if chunks[i].unit_id in units]
+        return Scope("document", name, catalogue.in_order(near) if near else units)
     topical = _topic_scope(question, ranked, chunks, terms, catalogue)
     if topical:
         return topical
@@ -750,6 +757,11 @@ def _chapter_scope(question: str, terms: TermIndex, catalogue: Catalogue) -> Sco
     if len(scored) > 1 and scored[0][0] == scored[1][0]:
         return None
     chapter = scored[0][1]
+    if any(
+        n.topic.kind == "heading" and n.topic.key.startswith(f"{chapter.key} › ")
+        for n in named_topics(question, catalogue, terms)
+    ):
+        return None  # «punktene under Natur- og klimatilpasning i byutviklingskapitlet» asks for the heading
     return Scope("chapter", chapter.name, chapter.units, (chapter,))
 
 
@@ -777,14 +789,17 @@ def _narrowing_words(
         }
         if not hits and terms.document_share(word.stem) > 0:
             return None
+        if not hits:
+            # A word only the search expansions use («brukerom», as residents misspell it) still
+            # tells which units it means.
+            hits = {
+                unit
+                for unit, position in zip(units, positions, strict=True)
+                if position is not None and terms.matches(query_word, position)
+            }
         if hits and len(hits) < len(units):
             narrowing[word.stem] = hits
     return narrowing
-
-
-def _supported(topic: Topic, ranked: Sequence[int], chunks: Sequence[Chunk]) -> bool:
-    members = set(topic.units)
-    return any(chunks[i].unit_id in members for i in ranked[:SUPPORT_RANK])
 
 
 def _coordinated(question: str, first: frozenset[str], second: frozenset[str], terms: TermIndex) -> bool:
@@ -826,11 +841,6 @@ _CLOSED_QUESTION = re.compile(
 #: så mye bråk fra veien …»): answered from the ranking, like any specific question.
 MAX_KEYWORD_WORDS = 4
 _SENTENCE = re.compile(r"[^.!?]+[.!?]*")
-#: A theme named by what one or two of its units are about («Øya stadion», «eiendomsskatt»,
-#: «sykkelparkering») is a question about those units, not about the theme.
-SPECIFIC_NAME_UNITS = 2
-#: … and by a rare word: a facility, a project, a measure («eiendomsskatt», «markalov»).
-SPECIFIC_NAME_ZIPF = 3.8
 #: A scope of fewer pledges than this is answered from the ranking, like any specific question.
 MIN_BROAD_PLEDGES = 3
 
@@ -850,27 +860,8 @@ def is_closed_question(question: str) -> bool:
     return bool(asking) and all(_CLOSED_QUESTION.match(s) for s in asking)
 
 
-def _members(named: Named, catalogue: Catalogue, terms: TermIndex) -> tuple[str, ...]:
-    """The units a naming picks out: the whole topic, or, where the question calls a theme only by
-    the name of what one or two of its units are about («Øya stadion», «brukerrom»), those units.
-    A common word («kvinner», «buss») names the theme even where few units use it."""
-    topic = named.topic
-    if topic.kind != "theme":
-        return topic.units
-    specific: set[str] = set()
-    for label, used in named.labels:
-        words_ = [QueryWord(w, (), 1.0) for w in used]
-        hits = {
-            u
-            for u in topic.units
-            if (position := catalogue.positions.get(u)) is not None
-            and all(terms.matches(w, position, with_heading=False) for w in words_)
-        }
-        rare = min((zipf_frequency(w, "nb") for w in words(label)), default=0.0) < SPECIFIC_NAME_ZIPF
-        if label == topic.name or not rare or not 0 < len(hits) <= SPECIFIC_NAME_UNITS:
-            return topic.units
-        specific |= hits
-    return catalogue.in_order(specific) if len(specific) < len(topic.units) else topic.units
+def _members(named: Named) -> tuple[str, ...]:
+    return named.topic.units
 
 
 def _combined(
@@ -904,8 +895,6 @@ def _topic_scope(
     # about its own situation, answered from the ranking.
     asking = asking_part(question)
     named = named_topics(asking, catalogue, terms)
-    # A theme named in passing is not what the question is about unless retrieval agrees.
-    named = [n for n in named if n.topic.kind == "heading" or listing or _supported(n.topic, ranked, chunks)]
     if not named:
         return None
     used = set().union(*(n.words for n in named))
@@ -921,7 +910,7 @@ def _topic_scope(
     if not listing and any(not terms.known(QueryWord(w.stem, (), 1.0)) for w in residual):
         return None  # it asks about something the platform may not have («overvåkingskameraer i Midtbyen»)
     topics = tuple(n.topic for n in named)
-    units = _combined(question, named, [_members(n, catalogue, terms) for n in named], catalogue, terms)
+    units = _combined(question, named, [_members(n) for n in named], catalogue, terms)
     narrowing = _narrowing_words(residual, units, catalogue, terms)
     if narrowing is None and not listing:
         return None
@@ -954,7 +943,14 @@ def _attribute_scope(
 ) -> Scope:
     """Pledges with the asked property, within the topic the rest of the question names, if any."""
     rest = _without(question, _ATTRIBUTE_WORDS.values())
-    within = _topic_scope(rest, ranked, chunks, terms, catalogue) or _chapter_scope(rest, terms, catalogue)
+    # The topic is what the rest names, however it asks: «tal og prosentmål … i klima- og
+    # miljøpolitikken», «hard numbers in the transport section».
+    within = _chapter_scope(rest, terms, catalogue)
+    named = named_topics(rest, catalogue, terms)
+    if named and not within:
+        units = _combined(rest, named, [n.topic.units for n in named], catalogue, terms)
+        topics = tuple(n.topic for n in named)
+        within = Scope("theme", " + ".join(t.name for t in topics), units, topics) if units else None
     pool = within.units if within else catalogue.in_order(catalogue.units)
     wanted: set[str] = set()
     if "project" in attributes:
@@ -967,7 +963,13 @@ def _attribute_scope(
         if catalogue.units[u].kind != "passage" and catalogue.attributes.get(u, frozenset()) & text_attributes
     }
     units = tuple(u for u in pool if u in wanted)
-    labels = {"figure": "tall", "amount": "beløp", "date": "tidsfrister", "project": "byggeprosjekter"}
+    labels = {
+        "figure": "tall",
+        "amount": "kronebeløp",
+        "percent": "prosenter",
+        "date": "tidsfrister",
+        "project": "byggeprosjekter",
+    }
     name = " og ".join(labels[a] for a in sorted(attributes))
     if within:
         name = f"{name} om {within.name}"

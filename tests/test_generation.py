@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from assistant.answering import REFUSAL, Selection
+from assistant.answering import Selection
+from assistant.composing import REFUSAL
 from assistant.core import Assistant
 from assistant.errors import ConfigError
 from assistant.fakes import ScriptedChatModel

@@ -24,8 +24,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from assistant.answering import REFUSAL
 from assistant.cli import main, run_jsonl
+from assistant.composing import REFUSAL
 from assistant.core import Assistant
 from assistant.corpus import load_corpus
 from assistant.errors import InvalidQuestionError

@@ -7,16 +7,8 @@ from pathlib import Path
 import pytest
 
 from assistant.core import Assistant
-from assistant.relevance import (
-    MAX_ASPECTS,
-    Calibration,
-    TermIndex,
-    asks_for_invention,
-    asks_quantity,
-    aspect_questions,
-    has_summary_intent,
-    is_common_word,
-)
+from assistant.relevance import MAX_ASPECTS, Calibration, TermIndex, aspect_questions, is_common_word
+from assistant.scope import asks_for_invention, asks_for_list, asks_quantity
 from assistant.text import stem
 
 
@@ -134,7 +126,7 @@ def test_coverage_is_compound_aware(fake_assistant: Assistant, terms: TermIndex)
     ],
 )
 def test_summary_intent(question: str, expected: bool) -> None:
-    assert has_summary_intent(question) is expected
+    assert asks_for_list(question) is expected
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from assistant import ui_support as ui
-from assistant.answering import REFUSAL
+from assistant.composing import REFUSAL
 from assistant.core import Assistant
 from assistant.errors import (
     AssistantError,
