@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from assistant.answering import Selection
-from assistant.scope import Catalogue, Scope, catalogue_intro, group_key
+from assistant.scope import Catalogue, catalogue_intro, group_key
 from assistant.types import Citation
 
 REFUSAL = "Leangen-erklæringen sier ikke noe om dette, så jeg kan ikke svare på det ut fra plattformen."
@@ -57,8 +57,8 @@ def _passage_sentence(text: str, marker: str) -> str:
 def _count(n: int, one: str, many: str) -> str:
     """«ett kapittel», «to kapitler», «12 løfter»."""
     word = _NUMBER_WORDS[n] if n < len(_NUMBER_WORDS) else str(n)
-    if n == 1 and one.endswith(("løfte", "punkt")):
-        word = "ett"
+    if n == 1:
+        word = "ett" if one.endswith(("løfte", "punkt", "kapittel")) else "én"
     return f"{word} {one if n == 1 else many}"
 
 
@@ -71,13 +71,6 @@ def _bullet(citation: Citation) -> str:
     if citation.chunk.kind == "passage":
         return f"- «{text}» [{citation.n}]"
     return f"- {with_marker(text, f'[{citation.n}]')}"
-
-
-def _topic_name(scope: Scope) -> str:
-    """The scope's name as it reads in a sentence: «om eldre», «om Heimdal»."""
-    name = scope.name
-    names = {n for t in scope.topics for n in t.names}
-    return name[:1].lower() + name[1:] if name[:1].lower() + name[1:] in names else name
 
 
 def _grouped(citations: Sequence[Citation]) -> list[str]:
@@ -103,7 +96,7 @@ def _lead(selection: Selection, citations: Sequence[Citation]) -> str:
         return f"Under overskriften «{scope.name}» har erklæringen {_pledges(len(citations))}:"
     if scope.kind == "attribute":
         return f"Erklæringen har {_pledges(len(citations))} med {scope.name}{where}:"
-    return f"Erklæringen har {_pledges(len(citations))} om {_topic_name(scope)}{where}:"
+    return f"Erklæringen har {_pledges(len(citations))} om {scope.name}{where}:"
 
 
 def _chapter_summary(selection: Selection, citations: Sequence[Citation], catalogue: Catalogue) -> str:

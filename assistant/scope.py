@@ -845,11 +845,20 @@ _SENTENCE = re.compile(r"[^.!?]+[.!?]*")
 MIN_BROAD_PLEDGES = 3
 
 
+_ASKING_CLAUSE = re.compile(
+    r",\s*((?:hva|kva|ka|hvordan|korleis|åssen|hvilke|kva for|what|how|which)\b[^,]*)$", re.IGNORECASE
+)
+
+
 def asking_part(question: str) -> str:
-    """The sentences that ask (end in «?»), without the story around them; the whole text when
-    none does: «Mamma er 86 … Hva har byrådet tenkt å gjøre for eldre som henne?»."""
+    """The sentences that ask (end in «?»), without the story around them, and of a sentence that
+    tells before it asks («Jeg har to barn i barnehage på Heimdal, hva betyr plattformen for oss?»)
+    only the asking clause; the whole text when nothing asks: «Mamma er 86 … Hva har byrådet tenkt
+    å gjøre for eldre som henne?»."""
     sentences = [s.strip() for s in _SENTENCE.findall(question) if s.strip()]
     asking = [s for s in sentences if s.endswith("?")]
+    if len(asking) == 1 and (clause := _ASKING_CLAUSE.search(asking[0])):
+        return clause[1]
     return " ".join(asking) if asking else question
 
 
@@ -864,12 +873,28 @@ def _members(named: Named) -> tuple[str, ...]:
     return named.topic.units
 
 
+def topic_names(topics: Sequence[Topic]) -> str:
+    """«eldre», «barnehage og Heimdal»: topic names as they read in a sentence (a theme's name is
+    lower-cased where people write it so: «Eldre» → «eldre», «Heimdal» stays)."""
+    names = [t.name[:1].lower() + t.name[1:] if t.name[:1].lower() + t.name[1:] in t.names else t.name for t in topics]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} og {names[-1]}"
+
+
 def _combined(
-    question: str, named: Sequence[Named], members: Sequence[tuple[str, ...]], catalogue: Catalogue, terms: TermIndex
+    question: str,
+    named: Sequence[Named],
+    members: Sequence[tuple[str, ...]],
+    catalogue: Catalogue,
+    terms: TermIndex,
+    *,
+    each_if_apart: bool = False,
 ) -> tuple[str, ...]:
     """What several named topics cover together: each of them when they are named as a list («kultur
     og idrett»); otherwise what they share («eldre på Heimdal») or, when one lies mostly inside the
-    other («BoA for folk med funksjonsnedsettelser»), the smaller one."""
+    other («BoA for folk med funksjonsnedsettelser»), the smaller one. Topics that share nothing
+    are covered each (`each_if_apart`) when they are what someone told about their life before
+    asking «hva betyr plattformen for oss?» («barn i barnehage på Heimdal»), else not at all: the
+    platform has nothing on «fastlegeordningen i Midtbyen»."""
     if len(named) == 1:
         return members[0]
     if any(_coordinated(question, a.words, b.words, terms) for a, b in itertools.pairwise(named)):
@@ -878,7 +903,10 @@ def _combined(
     others = set().union(*(set(m) for m in members if m is not smallest))
     if len(set(smallest) & others) * 2 >= len(smallest):
         return smallest
-    return catalogue.in_order(set(members[0]).intersection(*members[1:]))
+    together = set(members[0]).intersection(*members[1:])
+    if not together and each_if_apart:
+        together = {u for m in members for u in m}
+    return catalogue.in_order(together)
 
 
 def _topic_scope(
@@ -894,6 +922,14 @@ def _topic_scope(
     # Only what the question asks names its topic: a story that asks «Gjør dere noe med det?» is
     # about its own situation, answered from the ranking.
     asking = asking_part(question)
+    told = not [
+        w
+        for w in content_words(asking, drop_question_words=True)
+        if stem(w) not in FRAME_WORDS and stem(w) not in DOCUMENT_WORDS
+    ]
+    if told:
+        # «Jeg har ikke fastlege. Hva vil byrådet gjøre?»: a bare question asks about what was told.
+        asking = question
     named = named_topics(asking, catalogue, terms)
     if not named:
         return None
@@ -910,7 +946,7 @@ def _topic_scope(
     if not listing and any(not terms.known(QueryWord(w.stem, (), 1.0)) for w in residual):
         return None  # it asks about something the platform may not have («overvåkingskameraer i Midtbyen»)
     topics = tuple(n.topic for n in named)
-    units = _combined(question, named, [_members(n) for n in named], catalogue, terms)
+    units = _combined(question, named, [_members(n) for n in named], catalogue, terms, each_if_apart=told)
     narrowing = _narrowing_words(residual, units, catalogue, terms)
     if narrowing is None and not listing:
         return None
@@ -918,10 +954,10 @@ def _topic_scope(
     extra = [w for w in residual if w.stem not in narrowing and not is_function_like(w.word)]
     if len(extra) >= MAX_EXTRA_WORDS and not listing:
         return None  # the question asks for something more particular than its topic
-    name = " + ".join(t.name for t in topics)
+    name = topic_names(topics)
     if narrowing:
         units = catalogue.in_order(set.intersection(*narrowing.values()) or set().union(*narrowing.values()))
-        name = f"{name}: {', '.join(w.word for w in residual if w.stem in narrowing)}"
+        name = f"{', '.join(w.word for w in residual if w.stem in narrowing)} innen {name}"
     kind: ScopeKind = "theme" if any(t.kind == "theme" for t in topics) or len(topics) > 1 else "heading"
     pledges = sum(1 for u in units if catalogue.units[u].kind == "pledge")
     # A topic named as a whole is answered whole, however small; a part of one (narrowed, shared by
@@ -950,7 +986,7 @@ def _attribute_scope(
     if named and not within:
         units = _combined(rest, named, [n.topic.units for n in named], catalogue, terms)
         topics = tuple(n.topic for n in named)
-        within = Scope("theme", " + ".join(t.name for t in topics), units, topics) if units else None
+        within = Scope("theme", topic_names(topics), units, topics) if units else None
     pool = within.units if within else catalogue.in_order(catalogue.units)
     wanted: set[str] = set()
     if "project" in attributes:

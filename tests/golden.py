@@ -23,11 +23,12 @@ def render_units() -> str:
                 "section": u.section,
                 "subheading": u.subheading,
                 "depth": u.depth,
+                "parent": u.parent,
                 "text": u.text,
             },
             ensure_ascii=False,
         )
-        for u in corpus.units
+        for u in corpus.citable
     ]
     return "\n".join(lines) + "\n"
 

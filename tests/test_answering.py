@@ -128,7 +128,7 @@ def test_a_group_the_theme_index_names_gets_its_pledges_across_chapters(fake_ass
     # index holds both.
     answer = fake_assistant.ask("Hva vil byrådet gjøre for studenter?")
     texts = [c.text for c in answer.citations]
-    assert (answer.decision, answer.scope.kind, answer.scope.name) == ("theme", "theme", "Studenter")
+    assert (answer.decision, answer.scope.kind, answer.scope.name) == ("theme", "theme", "studenter")
     assert sum(1 for c in answer.citations if c.chunk.section == "Studenthelse" and c.chunk.kind == "pledge") == 4
     assert "redusere kollektivprisene for studenter." in texts
     # A question naming a heading itself gets that heading alone.

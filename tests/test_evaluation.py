@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 
 from assistant.core import Assistant
+from assistant.errors import AssistantError
 from assistant.evaluation import (
     CITATION_NOTE,
     MAX_ANSWERABLE_REFUSED,
@@ -16,18 +19,21 @@ from assistant.evaluation import (
     Scores,
     _citation_objective,
     _pick_threshold,
+    calibrate,
     check_thresholds,
     citation_precision,
     citation_recall,
     dedupe,
     fit_citations,
     fit_unknown_rule,
+    group_summaries,
     hedge_note,
     mean,
     pick_hedge_margin,
     pick_unknown_shift,
     recall_at_k,
     reciprocal_rank,
+    run_eval,
     score_result,
     summarise,
     with_fit_note,
@@ -189,24 +195,112 @@ def test_summarise_edge_cases() -> None:
 
 
 def test_check_thresholds_passes_when_all_are_met() -> None:
-    overall = {"recall@5": 0.8, "mrr": 0.7, "answerable_refused": 0.05}
-    thresholds = {"min": {"recall@5": 0.8, "mrr": 0.6}, "max": {"answerable_refused": 0.05}}
-    assert check_thresholds(overall, thresholds) == []
+    summaries = {"all": {"recall@5": 0.8, "mrr": 0.7, "answerable_refused": 0.05}}
+    thresholds = {"groups": {"all": {"min": {"recall@5": 0.8, "mrr": 0.6}, "max": {"answerable_refused": 0.05}}}}
+    assert check_thresholds(summaries, thresholds) == []
 
 
-def test_check_thresholds_reports_each_miss() -> None:
-    overall = {"recall@5": 0.75, "mrr": None, "answerable_refused": 0.2}
-    thresholds = {"min": {"recall@5": 0.8, "mrr": 0.6, "citation_recall": 0.5}, "max": {"answerable_refused": 0.1}}
-    assert check_thresholds(overall, thresholds) == [
-        "recall@5 = 0.750 < 0.8",
-        "mrr = – < 0.6",
-        "citation_recall = – < 0.5",
-        "answerable_refused = 0.200 > 0.1",
+def test_check_thresholds_reports_each_miss_by_group() -> None:
+    summaries = {
+        "all": {"recall@5": 0.9, "answerable_refused": 0.0},
+        "dev": {"recall@5": 0.75, "mrr": None, "answerable_refused": 0.2},
+        "test/multi": {"citation_recall": 0.5},
+    }
+    thresholds = {
+        "groups": {
+            "all": {"min": {"recall@5": 0.8}},
+            "dev": {"min": {"recall@5": 0.8, "mrr": 0.6, "citation_recall": 0.5}, "max": {"answerable_refused": 0.1}},
+            "test/multi": {"min": {"citation_recall": 0.8}},
+            "test/section": {"min": {"citation_recall": 0.8}},
+        }
+    }
+    assert check_thresholds(summaries, thresholds) == [
+        "dev recall@5 = 0.750 < 0.8",
+        "dev mrr = – < 0.6",
+        "dev citation_recall = – < 0.5",
+        "dev answerable_refused = 0.200 > 0.1",
+        "test/multi citation_recall = 0.500 < 0.8",
+        "test/section: no questions measured",
     ]
 
 
 def test_check_thresholds_without_thresholds() -> None:
-    assert check_thresholds({"recall@5": 0.0}, {}) == []
+    assert check_thresholds({"all": {"recall@5": 0.0}}, {}) == []
+
+
+def test_group_summaries_by_split_and_category() -> None:
+    items = [
+        {"split": "dev", "category": "multi"},
+        {"split": "test", "category": "multi"},
+        {"split": "test", "category": "lookup"},
+    ]
+    scores = [
+        Scores(recall5=r, mrr=None, precision=None, recall=None, refused=False, answerable=True)
+        for r in (0.0, 1.0, 0.5)
+    ]
+    summaries = group_summaries(items, scores)
+    assert {k: v["recall@5"] for k, v in summaries.items()} == {
+        "all": 0.5,
+        "dev": 0.0,
+        "test": 0.75,
+        "multi": 0.5,
+        "lookup": 0.5,
+        "dev/multi": 0.0,
+        "test/multi": 1.0,
+        "test/lookup": 0.5,
+    }
+
+
+def test_the_gate_exits_non_zero_when_a_floor_is_missed(fake_assistant: Assistant, tmp_path: Path) -> None:
+    questions = tmp_path / "questions.jsonl"
+    items = [
+        {
+            "id": "a",
+            "question": "Hva står det om kulturskolen?",
+            "category": "section",
+            "split": "dev",
+            "answerable": True,
+            "gold": [u.id for u in fake_assistant.corpus.pledges if u.subheading == "Kulturskolen"],
+        },
+        {
+            "id": "b",
+            "question": "Hva mener byrådet om NATO?",
+            "category": "uncovered",
+            "split": "test",
+            "answerable": False,
+            "gold": [],
+        },
+    ]
+    questions.write_text("\n".join(json.dumps(i, ensure_ascii=False) for i in items) + "\n", encoding="utf-8")
+    met = tmp_path / "met.json"
+    met.write_text(
+        json.dumps(
+            {"groups": {"dev/section": {"min": {"citation_recall": 1.0}}, "all": {"max": {"invented_citations": 0}}}}
+        ),
+        encoding="utf-8",
+    )
+    missed = tmp_path / "missed.json"
+    missed.write_text(
+        json.dumps(
+            {
+                "groups": {
+                    "dev/section": {"min": {"citation_recall": 1.0}},
+                    "test/uncovered": {"min": {"unanswerable_refused": 1.01}},
+                }
+            }
+        ),
+        encoding="utf-8",
+    )
+    out = tmp_path / "results"
+    assert run_eval(fake_assistant, questions, split="all", out_dir=out, gate=True, thresholds_file=met) == 0
+    assert run_eval(fake_assistant, questions, split="all", out_dir=out, gate=True, thresholds_file=missed) == 1
+    with pytest.raises(AssistantError, match="--split all"):
+        run_eval(fake_assistant, questions, split="dev", out_dir=out, gate=True, thresholds_file=met)
+
+
+def test_calibration_refuses_the_test_split(fake_assistant: Assistant, tmp_path: Path) -> None:
+    with pytest.raises(AssistantError, match="held-out"):
+        calibrate(fake_assistant, tmp_path / "q.jsonl", split="test", write=False)
 
 
 def test_the_refusal_threshold_refuses_at_most_the_allowed_share_of_answerable_questions() -> None:

@@ -78,8 +78,23 @@ def test_units_match_golden_file() -> None:
 
 def test_golden_file_is_valid_jsonl_with_unique_ids() -> None:
     rows = [json.loads(line) for line in GOLDEN.read_text(encoding="utf-8").splitlines()]
-    assert len(rows) == 340
+    assert len(rows) == 371
+    assert sum(1 for r in rows if r["kind"] == "statement") == 31
     assert len({r["id"] for r in rows}) == len(rows)
+
+
+def test_a_commitment_sentence_of_a_passage_is_a_unit_of_its_own(corpus: Corpus) -> None:
+    statement = corpus.unit("helse-og-eldre/fastlegeordningen/p1/s4")
+    passage = corpus.unit("helse-og-eldre/fastlegeordningen/p1")
+    assert statement.kind == "statement" and statement.parent == passage.id
+    assert statement.text == (
+        "Byrådet vil jobbe for at alle i Trondheim har sin egen fastlege, og at det skal være enklere å bytte fastlege."
+    )
+    assert statement.text in passage.text  # verbatim, a piece of its passage
+    # A goal with another subject is not a commitment: «Merforbruk i kommunen skal reduseres».
+    assert not any(s.text.startswith("Merforbruk") for s in corpus.statements)
+    # Statements are citable, not indexed on their own.
+    assert statement in corpus.citable and statement not in corpus.units
 
 
 @pytest.mark.parametrize(("chapter", "expected"), HAND_COUNT.items(), ids=list(HAND_COUNT))
