@@ -192,7 +192,9 @@ DOCUMENT_WORDS = frozenset(
     leiar behind parties party period document declaration platform about main priorities chapters
     who governs government goals vision content contents what make makes up according kind type sort
     program valprogram partiprogram slags type eigentleg egentlig høyre mdg venstre arbeiderpartiet ap
-    frp fremskrittspartiet sv sp senterpartiet krf rødt raudt miljøpartiet grønne
+    frp fremskrittspartiet sv sp senterpartiet krf rødt raudt miljøpartiet grønne this these which
+    policy areas cover covers key issues topics written wrote author laget lagd skrevet snakk gjeld dreier
+    sak saker sakene sakan hatt historie
     """.split()
 )
 #: Small talk: a greeting, thanks, or a question about the assistant itself.
@@ -467,6 +469,8 @@ class QuestionWord:
 def question_words(question: str, terms: TermIndex) -> list[QuestionWord]:
     seen: dict[str, QuestionWord] = {}
     for word in content_words(question, drop_question_words=True):
+        if "-" in word:
+            continue  # «BoA-tjenesten»: its parts come as words of their own
         corrected = terms.word_stem(word)
         forms = {stem(word), corrected}
         if word.endswith("an") and len(word) > 4:
@@ -947,6 +951,9 @@ def _topic_scope(
         return None  # it asks about something the platform may not have («overvåkingskameraer i Midtbyen»)
     topics = tuple(n.topic for n in named)
     units = _combined(question, named, [_members(n) for n in named], catalogue, terms, each_if_apart=told)
+    covered = [t for t in topics if t.units == units]
+    if len(covered) == 1:
+        topics = (covered[0],)  # «BoA for folk med funksjonsnedsettelser» is «BoA»
     narrowing = _narrowing_words(residual, units, catalogue, terms)
     if narrowing is None and not listing:
         return None
@@ -963,7 +970,7 @@ def _topic_scope(
     # A topic named as a whole is answered whole, however small; a part of one (narrowed, shared by
     # two topics, named by one unit's subject) that comes down to one or two pledges is a specific
     # question, answered from the ranking.
-    whole = len(named) == 1 and not narrowing and units == named[0].topic.units
+    whole = len(topics) == 1 and not narrowing and units == topics[0].units
     if not units or (pledges < MIN_BROAD_PLEDGES and not listing and not whole):
         return None
     return Scope(kind, name, units[:MAX_SCOPE_CITATIONS], topics)

@@ -234,7 +234,7 @@ def test_llamacpp_backend_with_a_real_gguf(fake_assistant: Assistant, fake_setti
         auto_build_index=False,
     )
     answer = Assistant(settings).ask("fritidskort")
-    corpus_texts = {u.text for u in fake_assistant.corpus.units}
+    corpus_texts = {u.text for u in fake_assistant.corpus.citable}
     assert answer.backend in {"llamacpp", "extractive"}
     assert all(c.text in corpus_texts for c in answer.citations)
     assert set(re.findall(r"\[(\d+)\]", answer.text)) <= {str(c.n) for c in answer.citations}

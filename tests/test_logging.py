@@ -32,8 +32,8 @@ ANSWER_FIELDS = {"question_id", "backend", "decision", "refused", "refusal_reaso
 TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 QUESTIONS = {
     "ranked": "fritidskort",
-    "topic": "alle løfter om sykkel",
-    "section": "Hva står det om kulturskolen?",
+    "theme": "alle løfter om sykkel",
+    "heading": "Hva står det om kulturskolen?",
     "refused": "Hva mener byrådet om NATO?",
 }
 
