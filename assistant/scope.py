@@ -41,7 +41,7 @@ from wordfreq import zipf_frequency
 
 from assistant.corpus import Corpus
 from assistant.relevance import QueryWord, TermIndex
-from assistant.text import content_terms, content_words, stem, words
+from assistant.text import content_terms, content_words, looks_english, stem, words
 from assistant.types import Chunk, DocumentMeta, Unit
 
 ScopeKind = Literal["unit", "heading", "chapter", "theme", "document", "attribute", "none", "chat"]
@@ -64,6 +64,8 @@ LIGHT_VERBS = frozenset({"få"})
 COMMON_WORD_SHARE = 0.05
 #: Short stems («ta», «gi») and everyday words («trenger», «hele») narrow nothing.
 MIN_NARROWING_LENGTH = 3
+#: … and a word only the search expansions use, this long (short ones are too often other words).
+MIN_EXPANSION_WORD = 6
 EVERYDAY_ZIPF = 5.0
 FUNCTION_LIKE_ZIPF = 5.5
 #: Words of the asking sentence that neither name nor narrow the topic: this many say the question
@@ -770,7 +772,12 @@ def _chapter_scope(question: str, terms: TermIndex, catalogue: Catalogue) -> Sco
 
 
 def _narrowing_words(
-    residual: Iterable[QuestionWord], units: Sequence[str], catalogue: Catalogue, terms: TermIndex
+    residual: Iterable[QuestionWord],
+    units: Sequence[str],
+    catalogue: Catalogue,
+    terms: TermIndex,
+    *,
+    english: bool = False,
 ) -> dict[str, set[str]] | None:
     """The residual words that pick out part of a topic: each names some of its units but not all,
     and is not a word the whole platform uses everywhere. None when a word names nothing in the
@@ -793,7 +800,7 @@ def _narrowing_words(
         }
         if not hits and terms.document_share(word.stem) > 0:
             return None
-        if not hits:
+        if not hits and len(word.word) >= MIN_EXPANSION_WORD and not english:
             # A word only the search expansions use («brukerom», as residents misspell it) still
             # tells which units it means.
             hits = {
@@ -829,7 +836,8 @@ FRAME_WORDS = frozenset(
     egentlig eigentleg konkret konkrete akkurat spesielt særlig generelt mer bedre nå no framover
     fremover fremtiden framtida framtiden planer planar noen noe nokon noko nån nåkka neste årene tenkt
     tenke tenkt planlagt gjort lovet lova betyr bety tilby tilbyr forvente vente lure lurer interessert
-    generelt sånn slik delen del biten avsnittet avsnitt seksjonen seksjon part section heading
+    generelt sånn slik delen del biten avsnittet avsnitt seksjonen seksjon part section heading oversikt
+    oversyn samandrag sammendrag liste lista punkter punkta punktene summary list everything points
     """.split()
 )
 #: A yes/no question opens with its verb («Vil byrådet innføre …?», «Blir det …?», «Is the council
@@ -838,7 +846,7 @@ FRAME_WORDS = frozenset(
 _CLOSED_QUESTION = re.compile(
     r"^\W*(?:vil|skal|ska|blir|bli|bi|kommer|kjem|kjæm|får|bør|må|kan|er|e|har|finnes|fins|finst|står|"
     r"gjør|gjer|hjelper|is|will|are|can|should|would|does|do|has|have|"
-    r"hvorfor|kvifor|korfor|koffor|why|hvem|kven|kem|who)\b",
+    r"hvorfor|kvifor|korfor|koffor|why|hvem|kven|kem|who|stemmer|stemme)\b",
     re.IGNORECASE,
 )
 #: A text with no question in it and more words than a keyword search tells a situation («Det er
@@ -908,7 +916,7 @@ def _combined(
     if len(set(smallest) & others) * 2 >= len(smallest):
         return smallest
     together = set(members[0]).intersection(*members[1:])
-    if not together and each_if_apart:
+    if not together and each_if_apart and len(members) == 2:
         together = {u for m in members for u in m}
     return catalogue.in_order(together)
 
@@ -954,7 +962,7 @@ def _topic_scope(
     covered = [t for t in topics if t.units == units]
     if len(covered) == 1:
         topics = (covered[0],)  # «BoA for folk med funksjonsnedsettelser» is «BoA»
-    narrowing = _narrowing_words(residual, units, catalogue, terms)
+    narrowing = _narrowing_words(residual, units, catalogue, terms, english=looks_english(question))
     if narrowing is None and not listing:
         return None
     narrowing = narrowing or {}
