@@ -8,12 +8,14 @@ test that would download a model or tokenizer data fails instead of quietly goin
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pytest_socket import disable_socket, enable_socket
+from pytest_socket import SocketBlockedError, disable_socket, enable_socket
 
 from assistant.core import Assistant
 from assistant.settings import FAKE_MODEL, PROJECT_ROOT, Settings, load_settings
@@ -43,18 +45,49 @@ def _hermetic_environment(session_cache_dir: Path) -> Iterator[None]:
         yield
 
 
+@contextmanager
+def network_guard() -> Iterator[list[str]]:
+    """Internet sockets and name lookups fail inside the block, and the block fails afterwards if
+    anything tried one, even when a library caught the error and went on quietly."""
+    # Unix sockets stay allowed: asyncio's event loop uses a socketpair internally.
+    disable_socket(allow_unix_socket=True)
+    attempts: list[str] = []
+    guarded_socket, guarded_getaddrinfo = socket.socket, socket.getaddrinfo
+
+    class RecordingSocket(guarded_socket):  # type: ignore[misc, valid-type]
+        def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return super().__new__(cls, *args, **kwargs)
+            except SocketBlockedError:
+                attempts.append("socket")
+                raise
+
+    def recording_getaddrinfo(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return guarded_getaddrinfo(*args, **kwargs)
+        except SocketBlockedError:
+            attempts.append("getaddrinfo")
+            raise
+
+    socket.socket = RecordingSocket  # type: ignore[misc]
+    socket.getaddrinfo = recording_getaddrinfo
+    try:
+        yield attempts
+    finally:
+        socket.getaddrinfo = guarded_getaddrinfo  # so that enable_socket recognises and restores it
+        enable_socket()
+    if attempts:
+        pytest.fail(f"The test tried to use the network ({', '.join(attempts)}); unit tests run offline.")
+
+
 @pytest.fixture(autouse=True)
 def _no_network(request: pytest.FixtureRequest) -> Iterator[None]:
     """Unit tests are offline: any attempt to open an internet socket fails the test."""
     if any(request.node.get_closest_marker(m) is not None for m in ("integration", "e2e")):
         yield
         return
-    # Unix sockets stay allowed: asyncio's event loop uses a socketpair internally.
-    disable_socket(allow_unix_socket=True)
-    try:
+    with network_guard():
         yield
-    finally:
-        enable_socket()
 
 
 @pytest.fixture
