@@ -46,7 +46,7 @@ lint: install
 typecheck: install
 	$(PY) -m mypy assistant tests app.py
 
-unit: install
+unit: install index
 	$(PY) -m pytest
 
 # The evaluation as a regression gate: fails when a figure drops below eval/thresholds.json.
