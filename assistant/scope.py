@@ -763,11 +763,14 @@ def _chapter_scope(question: str, terms: TermIndex, catalogue: Catalogue) -> Sco
     if len(scored) > 1 and scored[0][0] == scored[1][0]:
         return None
     chapter = scored[0][1]
+    title = _title_terms(chapter.name)
     if any(
-        n.topic.kind == "heading" and n.topic.key.startswith(f"{chapter.key} › ")
+        n.topic.kind == "heading" and n.topic.key.startswith(f"{chapter.key} › ") and not n.words <= title
         for n in named_topics(question, catalogue, terms)
     ):
-        return None  # «punktene under Natur- og klimatilpasning i byutviklingskapitlet» asks for the heading
+        # «punktene under Natur- og klimatilpasning i byutviklingskapitlet» asks for the heading; in
+        # «kapittelet om kultur, idrett og friluftsliv» the heading's words are the chapter's own.
+        return None
     return Scope("chapter", chapter.name, chapter.units, (chapter,))
 
 

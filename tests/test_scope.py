@@ -381,3 +381,16 @@ def test_is_closed_question(question: str, closed: bool) -> None:
 )
 def test_more_requests_for_a_list(question: str) -> None:
     assert asks_for_list(question)
+
+
+def test_every_chapter_and_the_introduction_can_be_summarised(fake_assistant: Assistant, scope_of) -> None:
+    for chapter in fake_assistant.catalogue.chapters:
+        question = (
+            "Oppsummer innledningen"
+            if chapter.name == "Innledning"
+            else f"Oppsummer kapittelet om {chapter.name.lower()}"
+        )
+        scope = scope_of(question)
+        assert (scope.kind, scope.name) == ("chapter", chapter.name), question
+        answer = fake_assistant.ask(question)
+        assert not answer.refused and answer.citations, question
