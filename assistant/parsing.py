@@ -197,7 +197,7 @@ def commitment_statements(document: Document) -> tuple[Unit, ...]:
 
     Id: the passage's id and the sentence's place in it (`…/fastlegeordningen/p1/s4`), so the id
     stays when the rule for what counts as a commitment changes."""
-    statements = []
+    statements: list[Unit] = []
     for passage in (u for u in document.units if u.kind == "passage"):
         for place, sentence in enumerate(split_sentences(passage.text), start=1):
             if _COMMITMENT.match(sentence):

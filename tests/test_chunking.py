@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from assistant.chunking import chunk_units, retrieval_text, split_sentences
+from assistant.chunking import chunk_units, retrieval_text
 from assistant.corpus import Corpus, load_corpus
 from assistant.settings import PROJECT_ROOT
+from assistant.text import split_sentences
 from assistant.tokens import count_tokens
 from assistant.types import Unit
 from tests.conftest import REAL_CORPUS_DIR
