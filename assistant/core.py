@@ -20,15 +20,16 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import Runnable, RunnableLambda
 
 from assistant.answering import Selection, clean_question, compose, select
+from assistant.citations import GuardResult
 from assistant.corpus import Corpus, load_corpus
 from assistant.embeddings import VectorEmbedder, make_embedder
 from assistant.errors import IndexCorruptError, IndexMissingError, IndexStaleError
 from assistant.generation import (
-    ANSWER_PROMPT,
     CONDENSE_PROMPT,
     FALLBACK_ECHO,
     FALLBACK_MODEL_FAILED,
     FALLBACK_NO_CITATIONS,
+    answer_prompt,
     check_generated,
     format_history,
     format_sources,
@@ -184,6 +185,9 @@ class Assistant:
         searcher, terms = self._ensure_index()
         searcher.embedder.encode_query("oppvarming")
         terms.query_words("oppvarming")
+        if self.generative:
+            # The local backend loads its language model here (seconds, and errors show at start).
+            self.chat_model()
 
     def retriever(self, k: int | None = None) -> PlatformRetriever:
         searcher, _ = self._ensure_index()
@@ -300,27 +304,51 @@ class Assistant:
         missing = [c for c in selection.cited if c.unit_id not in sources][: self.settings.llm_max_sources]
         return ranked[: self.settings.llm_max_sources - len(missing)] + missing
 
-    def _fallback(self, prepared: tuple[Prepared, Retrieved], note: str, model_ms: float) -> Answer:
+    def _fallback(
+        self,
+        prepared: tuple[Prepared, Retrieved],
+        note: str,
+        model_ms: float,
+        first_token_ms: float | None = None,
+        guarded: GuardResult | None = None,
+    ) -> Answer:
         answer = self._answer(prepared)
         answer.timings_ms["model"] = round(model_ms, 2)
-        return replace(answer, note=note)
+        if first_token_ms is not None:
+            answer.timings_ms["first_token"] = round(first_token_ms, 2)
+        if guarded is None:
+            return replace(answer, note=note)
+        # What the guard took out of the replaced answer is still counted (evaluation, logs).
+        return replace(
+            answer,
+            note=note,
+            removed_citations=guarded.removed,
+            uncited_sentences=guarded.uncited_sentences,
+            dropped_sentences=guarded.dropped_sentences,
+        )
 
     def _generate(self, prepared: tuple[Prepared, Retrieved]) -> Iterator[str | Answer]:
         question, retrieved = prepared
         selection = self.select(retrieved)
         sources = self._sources(retrieved, selection)
         started = time.perf_counter()
+        first_token_ms: float | None = None
         pieces: list[str] = []
         try:
-            chain = ANSWER_PROMPT | self.chat_model() | StrOutputParser()
+            chain = answer_prompt(self.settings.backend) | self.chat_model() | StrOutputParser()
             for token in chain.stream({"sources": format_sources(sources), "question": question.text}):
+                if first_token_ms is None and token:
+                    first_token_ms = (time.perf_counter() - started) * 1000
                 pieces.append(token)
                 yield token
         except LLM_ERRORS as exc:
             reason = _reason(exc, self._secrets())
             logger.warning("model call failed, extractive fallback: %s", reason)
             yield self._fallback(
-                prepared, FALLBACK_MODEL_FAILED.format(reason=reason), (time.perf_counter() - started) * 1000
+                prepared,
+                FALLBACK_MODEL_FAILED.format(reason=reason),
+                (time.perf_counter() - started) * 1000,
+                first_token_ms,
             )
             return
         model_ms = (time.perf_counter() - started) * 1000
@@ -334,13 +362,16 @@ class Assistant:
             )
         if generated.echoed_instructions:
             logger.warning("generated answer repeated the system prompt, extractive fallback")
-            yield self._fallback(prepared, FALLBACK_ECHO, model_ms)
+            yield self._fallback(prepared, FALLBACK_ECHO, model_ms, first_token_ms, generated.guard)
             return
         if not generated.refused and not generated.cited:
             logger.warning("generated answer had no valid citation, extractive fallback")
-            yield self._fallback(prepared, FALLBACK_NO_CITATIONS, model_ms)
+            yield self._fallback(prepared, FALLBACK_NO_CITATIONS, model_ms, first_token_ms, generated.guard)
             return
         texts = self._unit_texts()
+        timings = {"retrieve": round(retrieved.retrieve_ms, 2), "model": round(model_ms, 2)}
+        if first_token_ms is not None:
+            timings["first_token"] = round(first_token_ms, 2)
         yield Answer(
             question=question.text,
             text=generated.text,
@@ -351,11 +382,12 @@ class Assistant:
             ),
             retrieved=retrieved.hits,
             backend=self.settings.backend,
-            timings_ms={"retrieve": round(retrieved.retrieve_ms, 2), "model": round(model_ms, 2)},
+            timings_ms=timings,
             related=tuple(sources[:3]) if generated.refused else (),
             standalone_question=question.standalone,
             removed_citations=generated.guard.removed,
             uncited_sentences=generated.guard.uncited_sentences,
+            dropped_sentences=generated.guard.dropped_sentences,
             decision="refused" if generated.refused else "generated",
             refusal_reason="the model found no answer in the sources" if generated.refused else None,
         )

@@ -171,6 +171,8 @@ class Answer:
     #: Citation guard figures for generated answers.
     removed_citations: int = 0
     uncited_sentences: tuple[str, ...] = ()
+    #: Claims the guard dropped because every marker they carried pointed outside the sources.
+    dropped_sentences: tuple[str, ...] = ()
     #: How the answer was decided (section, topic, ranked, refused, generated), and why a refusal.
     decision: str = ""
     refusal_reason: str | None = None
