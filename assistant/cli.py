@@ -212,7 +212,9 @@ def _cmd_index(assistant: Assistant, args: argparse.Namespace) -> int:
 def _cmd_eval(assistant: Assistant, args: argparse.Namespace) -> int:
     from assistant.evaluation import run_eval
 
-    return run_eval(assistant, Path(args.questions), split=args.split, out_dir=Path(args.out), gate=args.gate)
+    return run_eval(
+        assistant, Path(args.questions), split=args.split, out_dir=Path(args.out), gate=args.gate, subset=args.subset
+    )
 
 
 def _cmd_calibrate(assistant: Assistant, args: argparse.Namespace) -> int:
@@ -291,6 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--gate", action="store_true", help="Exit 1 when a threshold in eval/thresholds.json is missed."
     )
+    evaluate.add_argument(
+        "--subset", help="Only the questions of a subset: a file of ids, or a name under eval/subsets/ (local-40)."
+    )
+    evaluate.add_argument("--backend", dest="subcommand_backend", help="Answer backend (as the global --backend).")
     evaluate.set_defaults(func=_cmd_eval)
 
     calibrate = sub.add_parser("calibrate", help="Fit the refusal and citation thresholds on the dev split.")

@@ -98,6 +98,9 @@ class Assistant:
             self._calibration = replace(self._calibration, threshold=settings.refusal_threshold)
         # A chat model can be injected (tests, notebooks); otherwise the settings choose one.
         self._chat_model: BaseChatModel | None = chat_model
+        #: Called with every finished answer and its question id (the evaluation reads the guard's
+        #: counts from them).
+        self.answer_listeners: list[Callable[[str, Answer], None]] = []
         # The LCEL chain: validate -> condense a follow-up -> hybrid retrieval; then either the
         # extractive composer (self.chain) or the model with the citation guard (self._generate).
         self.prepare: Runnable[dict[str, Any], tuple[Prepared, Retrieved]] = RunnableLambda(
@@ -404,6 +407,8 @@ class Assistant:
             if isinstance(event, Answer):
                 event.timings_ms["total"] = round((time.perf_counter() - started) * 1000, 2)
                 self._log_answer(question_id, event)
+                for listener in self.answer_listeners:
+                    listener(question_id, event)
             yield event
 
     def ask(self, question: str, history: History = (), *, question_id: str | None = None) -> Answer:
