@@ -387,6 +387,8 @@ def generation_summary(results: Sequence[dict[str, Any]], answers: Sequence[Answ
             "removed_markers": a.removed_citations,
             "dropped_sentences": len(a.dropped_sentences),
             "uncited_sentences": len(a.uncited_sentences),
+            "unsupported_sentences": len(a.unsupported_sentences),
+            "repointed_citations": a.repointed_citations,
         }
         for a in answers
     ]
@@ -406,6 +408,8 @@ def generation_summary(results: Sequence[dict[str, Any]], answers: Sequence[Answ
         "removed_markers": sum(g.get("removed_markers", 0) for g in guard),
         "dropped_sentences": sum(g.get("dropped_sentences", 0) for g in guard),
         "uncited_sentences": sum(g.get("uncited_sentences", 0) for g in guard),
+        "unsupported_sentences": sum(g.get("unsupported_sentences", 0) for g in guard),
+        "repointed_citations": sum(g.get("repointed_citations", 0) for g in guard),
         "answers_touched_by_guard": sum(1 for g in guard if any(g.values())),
         "first_token_ms_p50": _percentile(first, 0.5) if first else None,
         "first_token_ms_p95": _percentile(first, 0.95) if first else None,
@@ -432,6 +436,8 @@ def generation_markdown(summary: dict[str, Any]) -> str:
             f"| guard: markers removed / claims dropped / uncited sentences removed | {summary['removed_markers']} / "
             f"{summary['dropped_sentences']} / {summary['uncited_sentences']} "
             f"(in {summary['answers_touched_by_guard']} answers) |",
+            f"| support check: unsupported claims removed / sentences re-pointed | "
+            f"{summary['unsupported_sentences']} / {summary['repointed_citations']} |",
             f"| time to first token, p50 / p95 (from the model call) | {seconds('first_token_ms_p50')} / "
             f"{seconds('first_token_ms_p95')} |",
             f"| total per answer, p50 / p95 / mean | {seconds('total_ms_p50')} / {seconds('total_ms_p95')} / "

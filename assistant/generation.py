@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from langchain_core.prompts import ChatPromptTemplate
 
 from assistant.answering import REFUSAL
-from assistant.citations import GuardResult, guard
+from assistant.citations import GuardResult, SupportResult, check_support, guard
 from assistant.types import Chunk
 
 SYSTEM_PROMPT = f"""Du er Leangen-assistenten. Du svarer innbyggere, journalister og politiske rådgivere på \
@@ -168,10 +168,14 @@ class Generated:
     refused: bool
     guard: GuardResult
     echoed_instructions: bool = False
+    support: SupportResult | None = None
 
 
-def check_generated(raw: str, sources: Sequence[Chunk]) -> Generated:
-    result = guard(raw, len(sources))
+def check_generated(raw: str, sources: Sequence[Chunk], *, require_support: bool = False) -> Generated:
+    """Guard the citations; with `require_support` (small models, which copy their sources) each
+    cited sentence must also share its words with a source it cites (`check_support`) first."""
+    support = check_support(raw, [c.text for c in sources]) if require_support else None
+    result = guard(support.text if support is not None else raw, len(sources))
     cited = tuple(sources[n - 1] for n in result.sources)
     refused = not result.has_citations and is_refusal(raw)
-    return Generated(REFUSAL if refused else result.text, cited, refused, result, echoes_instructions(raw))
+    return Generated(REFUSAL if refused else result.text, cited, refused, result, echoes_instructions(raw), support)
