@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,7 +27,7 @@ from assistant.types import Answer
 QUESTIONS = PROJECT_ROOT / "eval" / "questions.jsonl"
 
 
-def _items(n_per_category: int, categories: str = "abc") -> list[dict[str, object]]:
+def _items(n_per_category: int, categories: str = "abc") -> list[dict[str, Any]]:
     return [{"id": f"{c}{i:03d}", "category": c} for i in range(n_per_category) for c in categories]
 
 
@@ -41,7 +42,7 @@ def test_the_rule_takes_the_lowest_hashes_per_category_in_file_order() -> None:
 
 
 def test_a_small_category_is_taken_whole() -> None:
-    items = [*_items(10, "ab"), {"id": "z1", "category": "z"}]
+    items: list[dict[str, Any]] = [*_items(10, "ab"), {"id": "z1", "category": "z"}]
     assert "z1" in stratified_subset(items, 4, "salt")
 
 
@@ -85,7 +86,7 @@ def _answer(**fields: object) -> Answer:
 
 
 def test_the_generation_summary_counts_fallbacks_guard_and_timings() -> None:
-    results = [
+    results: list[dict[str, Any]] = [
         {"backend": "local", "refused": False, "note": None, "timings_ms": {"first_token": 1000.0, "total": 3000.0}},
         {"backend": "local", "refused": True, "note": None, "timings_ms": {"first_token": 2000.0, "total": 2500.0}},
         {
