@@ -82,7 +82,9 @@ def test_the_worked_example_follows_the_rules_the_guard_enforces() -> None:
         # Renumbered ([3] becomes [1]), but nothing removed.
         assert re.sub(r"\[\d+\]", "", checked.text) == re.sub(r"\[\d+\]", "", answer)
         assert checked.cited and not checked.refused
-        assert checked.guard.removed == 0 and not checked.guard.uncited_sentences and not checked.guard.dropped_sentences
+        assert (
+            checked.guard.removed == 0 and not checked.guard.uncited_sentences and not checked.guard.dropped_sentences
+        )
         assert not echoes_instructions(answer)
 
 
