@@ -46,14 +46,28 @@ def test_a_small_category_is_taken_whole() -> None:
     assert "z1" in stratified_subset(items, 4, "salt")
 
 
-def test_the_committed_local_subset_is_forty_dev_questions_covering_every_category() -> None:
+#: The categories of question set version 10, from which local-40 was drawn (its figures in
+#: docs/local-llm.md are for these). A later version may add categories; re-drawing the subset
+#: for them means measuring the local model again.
+LOCAL_40_CATEGORIES = {
+    "adversarial",
+    "false_premise",
+    "lookup",
+    "multi",
+    "number",
+    "paraphrase",
+    "section",
+    "uncovered",
+}
+
+
+def test_the_committed_local_subset_is_forty_dev_questions_five_per_category() -> None:
     ids = load_subset("local-40")
     dev = {str(i["id"]): i for i in load_questions(QUESTIONS, "dev")}
     assert len(ids) == len(set(ids)) == 40
     assert set(ids) <= set(dev), "the subset must come from the dev split only"
     categories = Counter(dev[i]["category"] for i in ids)
-    assert set(categories) == {i["category"] for i in dev.values()}
-    assert set(categories.values()) == {5}
+    assert categories == dict.fromkeys(LOCAL_40_CATEGORIES, 5)
 
 
 def test_a_subset_is_found_by_name_or_path_and_an_unknown_one_is_named(tmp_path: Path) -> None:
