@@ -76,8 +76,8 @@ def network_guard() -> Iterator[list[str]]:
     def guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
         raise blocked("getaddrinfo", host)
 
-    socket.socket.connect = guarded_connect  # type: ignore[method-assign]
-    socket.socket.connect_ex = guarded_connect_ex  # type: ignore[method-assign]
+    socket.socket.connect = guarded_connect  # type: ignore[method-assign, assignment]
+    socket.socket.connect_ex = guarded_connect_ex  # type: ignore[method-assign, assignment]
     socket.getaddrinfo = guarded_getaddrinfo
     try:
         yield attempts

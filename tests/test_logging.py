@@ -204,7 +204,7 @@ def test_generated_answers_and_model_refusals_are_logged(fake_assistant: Assista
     generated, refused = logs.answered()
     assert (generated["backend"], generated["decision"], generated["refused"]) == ("openai", "generated", False)
     assert generated["refusal_reason"] is None and generated["fallback"] is None
-    assert set(generated["timings_ms"]) == {"retrieve", "model", "total"}
+    assert set(generated["timings_ms"]) == {"retrieve", "first_token", "model", "total"}
     assert (refused["decision"], refused["refused"]) == ("refused", True)
     assert refused["refusal_reason"]
 
