@@ -73,6 +73,8 @@ FUNCTION_LIKE_ZIPF = 5.5
 #: bor?»).
 MAX_EXTRA_WORDS = 2
 MAX_SCOPE_CITATIONS = 60
+#: A theme name this short in capitals is an acronym, matched only as written.
+MAX_ACRONYM_LENGTH = 3
 #: The introduction's units a document answer cites: those among this many best-ranked chunks.
 DOCUMENT_RANK = 5
 #: A request for a list gets the heading of its best-ranked chunks when this many agree on one
@@ -630,11 +632,24 @@ def named_topics(question: str, catalogue: Catalogue, terms: TermIndex) -> list[
             found.append(Named(topic, frozenset(used), ((title, frozenset(used)),), rank))
     for topic in catalogue.themes:
         # Every name the question uses counts: «kirke, religion og livssyn» names one theme thrice.
-        matched = tuple((name, frozenset(used)) for name in topic.names if (used := _name_words(name, words_)))
+        matched = tuple(
+            (name, frozenset(used))
+            for name in topic.names
+            if (used := _name_words(name, words_)) and _written_as_acronym(name, question)
+        )
         if matched:
             used_all = frozenset().union(*(used for _, used in matched))
             found.append(Named(topic, used_all, matched, (len(used_all), len(used_all))))
     return [n for n in found if not any(_gives_way(n, other) for other in found if other is not n)]
+
+
+def _written_as_acronym(name: str, question: str) -> bool:
+    """A short name in capitals («IT», «SEN», «NAV») names its theme only where the question writes
+    it with a capital («IT», «Nav»): «do about it» is not about IT, «for sen» is not about SEN."""
+    if not (name.isupper() and len(name) <= MAX_ACRONYM_LENGTH):
+        return True
+    found = re.findall(rf"(?<!\w){re.escape(name)}(?!\w)", question, flags=re.IGNORECASE)
+    return any(not written.islower() for written in found)
 
 
 def _gives_way(named: Named, other: Named) -> bool:
@@ -841,6 +856,10 @@ FRAME_WORDS = frozenset(
     tenke tenkt planlagt gjort lovet lova betyr bety tilby tilbyr forvente vente lure lurer interessert
     generelt sånn slik delen del biten avsnittet avsnitt seksjonen seksjon part section heading oversikt
     oversyn samandrag sammendrag liste lista punkter punkta punktene summary list everything points
+    hos sørpå nordpå bor bur
+    actually really specifically concretely new city council government governing administration
+    plan plans planning planned promise promises promised promising offer offers commit commits
+    committed commitment commitments doing anything something my our us me people town area
     """.split()
 )
 #: A yes/no question opens with its verb («Vil byrådet innføre …?», «Blir det …?», «Is the council
@@ -850,6 +869,10 @@ _CLOSED_QUESTION = re.compile(
     r"^\W*(?:vil|skal|ska|blir|bli|bi|kommer|kjem|kjæm|får|bør|må|kan|er|e|har|finnes|fins|finst|står|"
     r"gjør|gjer|hjelper|is|will|are|can|should|would|does|do|has|have|"
     r"hvorfor|kvifor|korfor|koffor|why|hvem|kven|kem|who|stemmer|stemme)\b",
+    re.IGNORECASE,
+)
+_ANYTHING_FOR = re.compile(
+    r"\b(?:noe|noko|nåkka|nokka|anything|something)\s+(?:for|med|with|about)\b(?!\s+(?:å|at|to|slike|sånne|such)\b)",
     re.IGNORECASE,
 )
 #: A text with no question in it and more words than a keyword search tells a situation («Det er
@@ -878,10 +901,12 @@ def asking_part(question: str) -> str:
 
 
 def is_closed_question(question: str) -> bool:
-    """Whether every sentence that asks something is a yes/no question about a measure."""
+    """Whether every sentence that asks something is a yes/no question about a measure. One that
+    asks whether the council does *anything* for or about something («Gjør byrådet noe for folk
+    som meg?», «Is the council doing anything for cyclists?») asks what it does: it is open."""
     sentences = [s.strip() for s in _SENTENCE.findall(question) if s.strip()]
     asking = [s for s in sentences if s.endswith("?")] or sentences[-1:]
-    return bool(asking) and all(_CLOSED_QUESTION.match(s) for s in asking)
+    return bool(asking) and all(_CLOSED_QUESTION.match(s) and not _ANYTHING_FOR.search(s) for s in asking)
 
 
 def _members(named: Named) -> tuple[str, ...]:
@@ -940,7 +965,7 @@ def _topic_scope(
     told = not [
         w
         for w in content_words(asking, drop_question_words=True)
-        if stem(w) not in FRAME_WORDS and stem(w) not in DOCUMENT_WORDS
+        if stem(w) not in FRAME_WORDS and stem(w) not in DOCUMENT_WORDS and stem(w) not in GENERIC_STEMS
     ]
     if told:
         # «Jeg har ikke fastlege. Hva vil byrådet gjøre?»: a bare question asks about what was told.
@@ -960,8 +985,8 @@ def _topic_scope(
     ]
     if not listing and any(not terms.known(QueryWord(w.stem, (), 1.0)) for w in residual):
         return None  # it asks about something the platform may not have («overvåkingskameraer i Midtbyen»)
-    topics = tuple(n.topic for n in named)
     units = _combined(question, named, [_members(n) for n in named], catalogue, terms, each_if_apart=told)
+    topics = tuple(n.topic for n in named)
     covered = [t for t in topics if t.units == units]
     if len(covered) == 1:
         topics = (covered[0],)  # «BoA for folk med funksjonsnedsettelser» is «BoA»
@@ -977,7 +1002,7 @@ def _topic_scope(
         units = catalogue.in_order(set.intersection(*narrowing.values()) or set().union(*narrowing.values()))
         name = f"{', '.join(w.word for w in residual if w.stem in narrowing)} innen {name}"
     kind: ScopeKind = "theme" if any(t.kind == "theme" for t in topics) or len(topics) > 1 else "heading"
-    pledges = sum(1 for u in units if catalogue.units[u].kind == "pledge")
+    pledges = _pledge_count(units, catalogue)
     # A topic named as a whole is answered whole, however small; a part of one (narrowed, shared by
     # two topics, named by one unit's subject) that comes down to one or two pledges is a specific
     # question, answered from the ranking.
@@ -985,6 +1010,10 @@ def _topic_scope(
     if not units or (pledges < MIN_BROAD_PLEDGES and not listing and not whole):
         return None
     return Scope(kind, name, units[:MAX_SCOPE_CITATIONS], topics)
+
+
+def _pledge_count(units: Iterable[str], catalogue: Catalogue) -> int:
+    return sum(1 for u in units if catalogue.units[u].kind == "pledge")
 
 
 def _attribute_scope(
