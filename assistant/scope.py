@@ -983,6 +983,9 @@ def _topic_scope(
         and w.stem not in DOCUMENT_WORDS
         and w.raw not in FRAME_WORDS
     ]
+    enumerated = _aspects_of_one_topic(asking, named, residual, catalogue, terms)
+    if enumerated:
+        return enumerated
     if not listing and any(not terms.known(QueryWord(w.stem, (), 1.0)) for w in residual):
         return None  # it asks about something the platform may not have («overvåkingskameraer i Midtbyen»)
     units = _combined(question, named, [_members(n) for n in named], catalogue, terms, each_if_apart=told)
@@ -999,7 +1002,12 @@ def _topic_scope(
         return None  # the question asks for something more particular than its topic
     name = topic_names(topics)
     if narrowing:
-        units = catalogue.in_order(set.intersection(*narrowing.values()) or set().union(*narrowing.values()))
+        chosen = list(narrowing.values())
+        aspects = _listed_aspects(question, list(narrowing), terms)
+        # Aspects named as a list («bolig, mat, helse og kultur») are each covered; words that
+        # qualify each other («plass i barnehage») pick out what they share.
+        shared = set() if aspects else set.intersection(*chosen)
+        units = catalogue.in_order(shared or set().union(*chosen))
         name = f"{', '.join(w.word for w in residual if w.stem in narrowing)} innen {name}"
     kind: ScopeKind = "theme" if any(t.kind == "theme" for t in topics) or len(topics) > 1 else "heading"
     pledges = _pledge_count(units, catalogue)
@@ -1010,6 +1018,66 @@ def _topic_scope(
     if not units or (pledges < MIN_BROAD_PLEDGES and not listing and not whole):
         return None
     return Scope(kind, name, units[:MAX_SCOPE_CITATIONS], topics)
+
+
+_LIST_ITEM = r"\w+(?:[ -]\w+){0,2}"
+#: An enumeration: «mat, sosiale treffsteder og kulturtilbud», «ticket prices, more departures, trams».
+_ENUMERATION = re.compile(
+    rf"{_LIST_ITEM}(?:\s*,\s*{_LIST_ITEM})*(?:\s*,\s*|\s+(?:og|å|and|or|eller|samt)\s+){_LIST_ITEM}",
+    re.IGNORECASE,
+)
+_LIST_SEPARATOR = re.compile(r"\s*,\s*|\s+(?:og|å|and|or|eller|samt)\s+", re.IGNORECASE)
+
+
+def _aspects_of_one_topic(
+    question: str,
+    named: Sequence[Named],
+    residual: Sequence[QuestionWord],
+    catalogue: Catalogue,
+    terms: TermIndex,
+) -> Scope | None:
+    """A topic and a list of its aspects («Hva lover byrådet eldre når det gjelder mat, sosiale
+    treffsteder og kulturtilbud?», «public transport – ticket prices, more departures, trams»):
+    what the topic has on each aspect, together. An aspect is a topic named inside the list
+    (what the two share) or a word of it that picks out some of the topic's units."""
+    spans = [m.span() for m in _ENUMERATION.finditer(question) if len(_LIST_SEPARATOR.findall(m.group())) >= 2]
+    if not spans:
+        return None
+    positions: dict[str, int] = {}
+    for match in re.finditer(r"\w+", question.lower()):
+        positions.setdefault(terms.word_stem(match.group()), match.start())
+
+    def listed(stems: Iterable[str]) -> bool:
+        return all(s in positions and any(a <= positions[s] < b for a, b in spans) for s in stems)
+
+    head = [n for n in named if not listed(n.words)]
+    if len(head) != 1:
+        return None  # no topic outside the list, or several: not one topic's aspects
+    head_units = _combined(question, head, [_members(n) for n in head], catalogue, terms)
+    inside = set(head_units)
+    parts: list[set[str]] = [inside & set(n.topic.units) for n in named if n not in head]
+    words_in_list = [w for w in residual if listed([w.stem])]
+    narrowing = _narrowing_words(words_in_list, head_units, catalogue, terms) or {}
+    parts += list(narrowing.values())
+    parts = [p for p in parts if p]
+    if len(parts) < 2:
+        return None
+    units = catalogue.in_order(set().union(*parts))
+    if _pledge_count(units, catalogue) < MIN_BROAD_PLEDGES:
+        return None
+    topics = tuple(n.topic for n in head)
+    return Scope("theme", topic_names(topics), units[:MAX_SCOPE_CITATIONS], topics)
+
+
+def _listed_aspects(question: str, stems: Sequence[str], terms: TermIndex) -> bool:
+    """Whether several narrowing words are named as items of one list, in the question's order."""
+    if len(stems) < 2:
+        return False
+    tokens = [terms.word_stem(t) for t in re.findall(r"\w+", question.lower())]
+    ordered = sorted(stems, key=lambda s: tokens.index(s) if s in tokens else len(tokens))
+    return all(
+        _coordinated(question, frozenset({a}), frozenset({b}), terms) for a, b in itertools.pairwise(ordered)
+    )
 
 
 def _pledge_count(units: Iterable[str], catalogue: Catalogue) -> int:

@@ -16,6 +16,7 @@ from assistant.scope import (
     asking_part,
     asks_for_list,
     is_closed_question,
+    named_topics,
     resolve_scope,
     unit_attributes,
 )
@@ -394,3 +395,43 @@ def test_every_chapter_and_the_introduction_can_be_summarised(fake_assistant: As
         assert (scope.kind, scope.name) == ("chapter", chapter.name), question
         answer = fake_assistant.ask(question)
         assert not answer.refused and answer.citations, question
+
+
+# --- what frames a question, what it tells, what it lists --------------------------------------
+
+
+def test_a_question_about_here_and_us_is_about_the_place_told(scope_of) -> None:
+    scope = scope_of("Jeg bor på Heimdal. Hva vil byrådet gjøre her hos oss?")
+    assert (scope.kind, [t.key for t in scope.topics]) == ("theme", ["heimdal"])
+
+
+def test_an_english_question_is_framed_by_english_frame_words(scope_of) -> None:
+    scope = scope_of("What is the city council actually planning for cyclists?")
+    assert (scope.kind, [t.key for t in scope.topics]) == ("theme", ["sykkel"])
+
+
+def test_asking_whether_the_council_does_anything_for_someone_asks_what_it_does(scope_of) -> None:
+    assert not is_closed_question("Gjør byrådet noe for studenter?")
+    assert not is_closed_question("Is the council doing anything for older people?")
+    # «noe for å …» says what for, not for whom; «noe på gang» is a yes/no question.
+    assert is_closed_question("Gjør kommunen noe for å korte ned køene?")
+    assert is_closed_question("Er det noe på gang?")
+    scope = scope_of("Gjør byrådet noe for studenter?")
+    assert (scope.kind, [t.key for t in scope.topics]) == ("theme", ["studenter"])
+
+
+def test_a_short_acronym_names_its_theme_only_when_written_in_capitals(catalogue: Catalogue, terms: TermIndex) -> None:
+    def themes(question: str) -> set[str]:
+        return {n.topic.key for n in named_topics(question, catalogue, terms) if n.topic.kind == "theme"}
+
+    assert "digitalisering" in themes("Hva skal kommunen gjøre med IT-systemene?")
+    assert "digitalisering" not in themes("What is the council going to do about it?")
+
+
+def test_a_topic_with_a_list_of_aspects_covers_what_it_has_on_each(scope_of, catalogue: Catalogue) -> None:
+    scope = scope_of("Hva lover byrådet eldre når det gjelder mat, sosiale møteplasser og kultur?")
+    eldre = next(t for t in catalogue.themes if t.key == "eldre")
+    assert scope.kind == "theme" and [t.key for t in scope.topics] == ["eldre"]
+    assert set(scope.units) < set(eldre.units)
+    texts = [catalogue.units[u].text.lower() for u in scope.units]
+    assert any("mat" in t for t in texts) and any("kultur" in t for t in texts)
