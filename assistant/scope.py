@@ -1075,9 +1075,7 @@ def _listed_aspects(question: str, stems: Sequence[str], terms: TermIndex) -> bo
         return False
     tokens = [terms.word_stem(t) for t in re.findall(r"\w+", question.lower())]
     ordered = sorted(stems, key=lambda s: tokens.index(s) if s in tokens else len(tokens))
-    return all(
-        _coordinated(question, frozenset({a}), frozenset({b}), terms) for a, b in itertools.pairwise(ordered)
-    )
+    return all(_coordinated(question, frozenset({a}), frozenset({b}), terms) for a, b in itertools.pairwise(ordered))
 
 
 def _pledge_count(units: Iterable[str], catalogue: Catalogue) -> int:
