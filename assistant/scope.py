@@ -103,6 +103,8 @@ _LIST_INTENT = re.compile(
     r"alt (?:byrådet|dere|dokker|dokk|de|dæm|erklæringen|erklæringa|plattformen) \w+ om|"
     r"(?:can you |please )list (?:what|the)|"
     r"(?:står|finnes|fins|finst|er) det (?:noe|noko|nå|nåkka|noen|nokon) (?:om|for|i \w+ (?:om|for|som gjeld\w*))|"
+    r"(?:ta|ha) (?:med|me) alt|alt sammen|(?:i|på|innen) alle (?:sektorer|områder|deler)|uansett (?:sektor|område)|"
+    r"across all (?:areas|sectors)|in all (?:areas|sectors)|everything|"
     r"fullstendig|komplett|full picture|complete (?:list|picture|overview)|hele bildet|"
     r"(?:does|do) (?:it|the platform|they|the council) (?:say|mention|promise) anything about|"
     r"all pledges|everything about|what does (?:it|the platform) say about|tell me about|summar\w+|overview)\b",
@@ -856,7 +858,7 @@ FRAME_WORDS = frozenset(
     tenke tenkt planlagt gjort lovet lova betyr bety tilby tilbyr forvente vente lure lurer interessert
     generelt sånn slik delen del biten avsnittet avsnitt seksjonen seksjon part section heading oversikt
     oversyn samandrag sammendrag liste lista punkter punkta punktene summary list everything points
-    hos sørpå nordpå bor bur
+    hos sørpå nordpå bor bur sektor sektorer sektorane område områder områda areas sectors uansett alt
     actually really specifically concretely new city council government governing administration
     plan plans planning planned promise promises promised promising offer offers commit commits
     committed commitment commitments doing anything something my our us me people town area

@@ -435,3 +435,20 @@ def test_a_topic_with_a_list_of_aspects_covers_what_it_has_on_each(scope_of, cat
     assert set(scope.units) < set(eldre.units)
     texts = [catalogue.units[u].text.lower() for u in scope.units]
     assert any("mat" in t for t in texts) and any("kultur" in t for t in texts)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Hva vil byrådet gjøre for eldre? Jeg vil ha med alt.",
+        "Hva gjør byrådet med sykefraværet, uansett sektor?",
+        "What does the platform offer students across all areas?",
+    ],
+)
+def test_asking_for_everything_asks_for_a_list(question: str) -> None:
+    assert asks_for_list(question)
+
+
+def test_a_quantifier_over_sectors_does_not_narrow_the_topic(scope_of) -> None:
+    scope = scope_of("Hva vil byrådet gjøre med sykefraværet i alle sektorer?")
+    assert scope.kind == "theme" and "sektor" not in scope.name
