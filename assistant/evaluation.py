@@ -515,8 +515,14 @@ def check_thresholds(summaries: dict[str, dict[str, Any]], thresholds: dict[str,
     """Every floor and ceiling missed, per group ("all", "dev", "test", "dev/multi" …): a loss in
     one place is not averaged away by gains elsewhere. A group the thresholds name but the
     evaluation did not measure is a failure too."""
+    groups = thresholds.get("groups")
+    if not isinstance(groups, dict) or not groups:
+        raise AssistantError(
+            'The thresholds file has no "groups" of floors and ceilings (per split and category): '
+            "write them as in eval/thresholds.json."
+        )
     failures = []
-    for group, limits in thresholds.get("groups", {}).items():
+    for group, limits in groups.items():
         measured = summaries.get(group)
         if measured is None:
             failures.append(f"{group}: no questions measured")

@@ -15,6 +15,7 @@ from assistant.evaluation import (
     CITATION_NOTE,
     MAX_ANSWERABLE_REFUSED,
     MIN_CITATION_PRECISION,
+    THRESHOLDS_FILE,
     UNKNOWN_RULE_NOTE,
     Scores,
     _citation_objective,
@@ -224,8 +225,16 @@ def test_check_thresholds_reports_each_miss_by_group() -> None:
     ]
 
 
-def test_check_thresholds_without_thresholds() -> None:
-    assert check_thresholds({"all": {"recall@5": 0.0}}, {}) == []
+@pytest.mark.parametrize("thresholds", [{}, {"groups": {}}, {"min": {"recall@5": 0.9}}])
+def test_a_thresholds_file_without_groups_is_an_error_not_a_pass(thresholds: dict[str, Any]) -> None:
+    with pytest.raises(AssistantError, match="groups"):
+        check_thresholds({"all": {"recall@5": 0.0}}, thresholds)
+
+
+def test_the_projects_thresholds_guard_each_split_and_the_broad_categories() -> None:
+    groups = json.loads(THRESHOLDS_FILE.read_text(encoding="utf-8"))["groups"]
+    assert {"dev", "test", "dev/multi", "test/multi", "dev/section", "test/section"} <= set(groups)
+    assert groups["all"]["max"]["invented_citations"] == 0
 
 
 def test_group_summaries_by_split_and_category() -> None:
