@@ -58,6 +58,17 @@ _NUMBER = re.compile(r"\[(\d+)\]|\b(?:punkt|nummer|nr\.?|point)\s*(\d+)\b|\b(\d+
 #: Trailing words of a follow-up that add nothing: «og hva med kollektiv da?».
 _TRAILING = re.compile(r"(?:\s+(?:da|då|også|og|òg|then|too))+\s*$", re.IGNORECASE)
 _MARKER = re.compile(r"\[(\d+)\]")
+#: How a question of its own opens: a question word, a yes/no verb, a request.
+_ASKS = re.compile(
+    r"^\W*(?:hva|hvordan|hvilke|hvilken|hvilket|hvem|hvor|når|kva|korleis|kven|kor|ka|åssen|vil|skal|blir|"
+    r"kommer|kjem|får|finnes|fins|står|gjør|gjer|what|how|which|who|where|when|will|does|is|are|can|list|"
+    r"alle|oppsummer|fortell|gi meg)\b",
+    re.IGNORECASE,
+)
+#: Words that point back at the conversation: «dette», «disse», «it»; «det» at the end («… koster det?»).
+_POINTS_BACK = re.compile(
+    r"\b(?:dette|denne|disse|dem|den|dei|it|this|that|these|those|them|they)\b|\bdet\W*$", re.IGNORECASE
+)
 #: What stands before a cited point in an answer: a bullet, «Byrådet vil (også)», a quote opener.
 _POINT_LEAD = re.compile(r"^(?:[-*]\s+)?(?:Byrådet vil(?: også)?\s+|Erklæringen sier:\s*)?", re.IGNORECASE)
 _WORD = re.compile(r"[^\W_]+(?:-[^\W_]+)*", re.UNICODE)
@@ -83,9 +94,22 @@ def standalone(question: str, history: History) -> str:
         topic = _clean(new_topic["topic"] or new_topic["bare"])
         if topic and content_words(topic, drop_question_words=True):
             return with_topic(previous, topic)
+    if is_self_contained(text):
+        return question
     if len(text.split()) <= 5 or FOLLOW_UP_OPENERS.match(text):
         return f"{previous} {question}"
     return question
+
+
+def is_self_contained(question: str) -> bool:
+    """A question that asks about a topic of its own and points back at nothing: «Hva gjør byrådet
+    for eldre?» after anything is a new question, «Hvor mye koster det?» is not."""
+    return bool(
+        _ASKS.match(question)
+        and not FOLLOW_UP_OPENERS.match(question)
+        and not _POINTS_BACK.search(question)
+        and content_words(question, drop_question_words=True)
+    )
 
 
 def _clean(phrase: str) -> str:

@@ -107,3 +107,16 @@ def test_a_long_new_question_stands_on_its_own_and_no_history_changes_nothing() 
     assert standalone(long_question, [(SYKKEL, SYKKEL_ANSWER)]) == long_question
     assert standalone("og for studenter?", []) == "og for studenter?"
     assert heuristic_standalone("og hva med kollektiv?", [(SYKKEL, SYKKEL_ANSWER)]) == "Alle løfter om kollektiv"
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("Hva gjør byrådet for eldre?", "Hva gjør byrådet for eldre?"),
+        ("Alle løfter om sykkel", "Alle løfter om sykkel"),
+        ("Hvor mye koster det?", f"{FASTLEGE} Hvor mye koster det?"),
+        ("Når skal dette skje?", f"{FASTLEGE} Når skal dette skje?"),
+    ],
+)
+def test_a_short_question_of_its_own_stands_alone_one_that_points_back_does_not(question: str, expected: str) -> None:
+    assert standalone(question, [(FASTLEGE, FASTLEGE_ANSWER)]) == expected
