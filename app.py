@@ -180,6 +180,7 @@ def answer_live(res: ui.Resources, turn: ui.Turn, history: list[tuple[str, str]]
     result = ui.StreamResult()
     try:
         with slot.container():
+            st.caption(ui.writing_note(res.assistant.settings.backend))
             st.write_stream(ui.stream_with_history(res.assistant, turn.question, history, result))
         turn.answer = result.answer
         if turn.answer is None:
@@ -503,11 +504,7 @@ def sidebar(lib: ui.Library, loader: ui.Loader) -> None:
             f"Svarer ut fra **{ui.escape_markdown(lib.title)}** ({len(lib.pledges)} løfter), "
             f"byrådsplattformen for Trondheim {ui.escape_markdown(lib.period)}."
         )
-        how = (
-            "Svarene er sitater fra erklæringen, ikke tolkninger."
-            if not lib.assistant.generative
-            else "Svarene skrives av en språkmodell ut fra erklæringen; hver påstand har en kilde."
-        )
+        how = ui.method_description(lib.assistant.settings.backend)
         st.caption(
             f"{how} Tallene i svaret viser til kildene under, og kildene kan åpnes for å se løftet i sammenheng."
         )

@@ -85,12 +85,14 @@ def central_units(scope: Scope, catalogue: Catalogue) -> list[str]:
     """A chapter's summary: the prose commitments of its sections, then each heading's most
     central pledges (all of a small heading)."""
     chapter = scope.topics[0]
+    if not chapter.headings:
+        return list(chapter.units)  # the introduction: prose only
     chosen = [u for u in chapter.units if catalogue.units[u].kind == "statement" and not catalogue.units[u].subheading]
     for key in chapter.headings:
         ranked = list(catalogue.central.get(key, ()))
         take = next((n for size, n in CENTRAL_PER_HEADING if len(ranked) <= size), CENTRAL_MAX)
         chosen += ranked[:take]
-    return list(catalogue.in_order(chosen)) if not chapter.headings else chosen
+    return chosen
 
 
 def select(

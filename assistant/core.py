@@ -25,11 +25,12 @@ from assistant.corpus import Corpus, load_corpus
 from assistant.embeddings import VectorEmbedder, make_embedder
 from assistant.errors import IndexCorruptError, IndexMissingError, IndexStaleError
 from assistant.generation import (
-    ANSWER_PROMPT,
     CONDENSE_PROMPT,
     FALLBACK_ECHO,
     FALLBACK_MODEL_FAILED,
     FALLBACK_NO_CITATIONS,
+    Generated,
+    answer_prompt,
     check_generated,
     format_history,
     format_sources,
@@ -80,6 +81,25 @@ def _reason(exc: BaseException, secrets: Sequence[str] = ()) -> str:
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
+#: Backends whose cited sentences must also share their words with the source they cite: small
+#: local models copy their sources, so a sentence that shares few words with its source is a
+#: misattributed pledge or an invented claim. A large model paraphrases, and the same test would
+#: drop good sentences; it is not applied there (unmeasured).
+SUPPORT_CHECKED_BACKENDS = ("local",)
+
+
+def _guard_counts(generated: Generated) -> dict[str, Any]:
+    """What the citation guard (and the support check) removed or changed, for the Answer."""
+    support = generated.support
+    return {
+        "removed_citations": generated.guard.removed,
+        "uncited_sentences": generated.guard.uncited_sentences,
+        "dropped_sentences": generated.guard.dropped_sentences,
+        "unsupported_sentences": support.unsupported if support is not None else (),
+        "repointed_citations": support.repointed if support is not None else 0,
+    }
+
+
 class Assistant:
     def __init__(
         self, settings: Settings, progress: Progress | None = None, chat_model: BaseChatModel | None = None
@@ -100,6 +120,9 @@ class Assistant:
             self._calibration = replace(self._calibration, threshold=settings.refusal_threshold)
         # A chat model can be injected (tests, notebooks); otherwise the settings choose one.
         self._chat_model: BaseChatModel | None = chat_model
+        #: Called with every finished answer and its question id (the evaluation reads the guard's
+        #: counts from them).
+        self.answer_listeners: list[Callable[[str, Answer], None]] = []
         # The LCEL chain: validate -> condense a follow-up -> hybrid retrieval; then either the
         # extractive composer (self.chain) or the model with the citation guard (self._generate).
         self.prepare: Runnable[dict[str, Any], tuple[Prepared, Retrieved]] = RunnableLambda(
@@ -196,6 +219,9 @@ class Assistant:
         searcher, terms = self._ensure_index()
         searcher.embedder.encode_query("oppvarming")
         terms.query_words("oppvarming")
+        if self.generative:
+            # The local backend loads its language model here (seconds, and errors show at start).
+            self.chat_model()
 
     def retriever(self, k: int | None = None) -> PlatformRetriever:
         searcher, _ = self._ensure_index()
@@ -318,10 +344,20 @@ class Assistant:
         missing = [c for c in selection.cited if c.unit_id not in sources][: self.settings.llm_max_sources]
         return ranked[: self.settings.llm_max_sources - len(missing)] + missing
 
-    def _fallback(self, prepared: tuple[Prepared, Retrieved], note: str, model_ms: float) -> Answer:
+    def _fallback(
+        self,
+        prepared: tuple[Prepared, Retrieved],
+        note: str,
+        model_ms: float,
+        first_token_ms: float | None = None,
+        generated: Generated | None = None,
+    ) -> Answer:
         answer = self._answer(prepared)
         answer.timings_ms["model"] = round(model_ms, 2)
-        return replace(answer, note=note)
+        if first_token_ms is not None:
+            answer.timings_ms["first_token"] = round(first_token_ms, 2)
+        # What the guard took out of the replaced answer is still counted (evaluation, logs).
+        return replace(answer, note=note, **(_guard_counts(generated) if generated is not None else {}))
 
     def _generate(self, prepared: tuple[Prepared, Retrieved]) -> Iterator[str | Answer]:
         question, retrieved = prepared
@@ -333,21 +369,29 @@ class Assistant:
             return
         sources = self._sources(retrieved, selection)
         started = time.perf_counter()
+        first_token_ms: float | None = None
         pieces: list[str] = []
         try:
-            chain = ANSWER_PROMPT | self.chat_model() | StrOutputParser()
+            chain = answer_prompt(self.settings.backend) | self.chat_model() | StrOutputParser()
             for token in chain.stream({"sources": format_sources(sources), "question": question.text}):
+                if first_token_ms is None and token:
+                    first_token_ms = (time.perf_counter() - started) * 1000
                 pieces.append(token)
                 yield token
         except LLM_ERRORS as exc:
             reason = _reason(exc, self._secrets())
             logger.warning("model call failed, extractive fallback: %s", reason)
             yield self._fallback(
-                prepared, FALLBACK_MODEL_FAILED.format(reason=reason), (time.perf_counter() - started) * 1000
+                prepared,
+                FALLBACK_MODEL_FAILED.format(reason=reason),
+                (time.perf_counter() - started) * 1000,
+                first_token_ms,
             )
             return
         model_ms = (time.perf_counter() - started) * 1000
-        generated = check_generated("".join(pieces), sources)
+        generated = check_generated(
+            "".join(pieces), sources, require_support=self.settings.backend in SUPPORT_CHECKED_BACKENDS
+        )
         if generated.guard.removed:
             logger.warning(
                 "removed %d citation(s) outside the %d sources; dropped %d sentence(s)",
@@ -355,15 +399,24 @@ class Assistant:
                 len(sources),
                 len(generated.guard.dropped_sentences),
             )
+        if generated.support is not None and (generated.support.repointed or generated.support.unsupported):
+            logger.warning(
+                "support check: %d sentence(s) re-pointed to the source that says them, %d unsupported removed",
+                generated.support.repointed,
+                len(generated.support.unsupported),
+            )
         if generated.echoed_instructions:
             logger.warning("generated answer repeated the system prompt, extractive fallback")
-            yield self._fallback(prepared, FALLBACK_ECHO, model_ms)
+            yield self._fallback(prepared, FALLBACK_ECHO, model_ms, first_token_ms, generated)
             return
         if not generated.refused and not generated.cited:
             logger.warning("generated answer had no valid citation, extractive fallback")
-            yield self._fallback(prepared, FALLBACK_NO_CITATIONS, model_ms)
+            yield self._fallback(prepared, FALLBACK_NO_CITATIONS, model_ms, first_token_ms, generated)
             return
         texts = self._unit_texts()
+        timings = {"retrieve": round(retrieved.retrieve_ms, 2), "model": round(model_ms, 2)}
+        if first_token_ms is not None:
+            timings["first_token"] = round(first_token_ms, 2)
         yield Answer(
             question=question.text,
             text=generated.text,
@@ -374,11 +427,10 @@ class Assistant:
             ),
             retrieved=retrieved.hits,
             backend=self.settings.backend,
-            timings_ms={"retrieve": round(retrieved.retrieve_ms, 2), "model": round(model_ms, 2)},
+            timings_ms=timings,
             related=tuple(sources[:3]) if generated.refused else (),
             standalone_question=question.standalone,
-            removed_citations=generated.guard.removed,
-            uncited_sentences=generated.guard.uncited_sentences,
+            **_guard_counts(generated),
             decision="refused" if generated.refused else "generated",
             refusal_reason="the model found no answer in the sources" if generated.refused else None,
             scope=AnswerScope(selection.scope.kind, selection.scope.name),
@@ -396,6 +448,8 @@ class Assistant:
             if isinstance(event, Answer):
                 event.timings_ms["total"] = round((time.perf_counter() - started) * 1000, 2)
                 self._log_answer(question_id, event)
+                for listener in self.answer_listeners:
+                    listener(question_id, event)
             yield event
 
     def ask(self, question: str, history: History = (), *, question_id: str | None = None) -> Answer:

@@ -123,43 +123,49 @@ def _strings(raw: Any, key: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in values if v.strip())
 
 
+def _jsonl_lines(folder: Path, what: str) -> tuple[list[tuple[str, str]], str]:
+    """The non-blank lines of every `*.jsonl` in a folder, each with where it stands ("file, line
+    n"), and a digest of the files (part of the index's identity); none when the folder is missing."""
+    digest = hashlib.sha256()
+    lines: list[tuple[str, str]] = []
+    for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
+        try:
+            data = path.read_bytes()
+            text = data.decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CorpusError(f"Cannot read the {what} {path} as UTF-8 text: {exc}") from exc
+        digest.update(path.name.encode())
+        digest.update(data)
+        lines += [(f"{path.name}, line {n}", line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    return lines, digest.hexdigest()
+
+
 def load_expansions(folder: Path, unit_ids: frozenset[str]) -> tuple[dict[str, Expansion], str]:
     """Read the search expansions; every line must name a unit the corpus has, once.
 
     Returns the expansions by unit id and a digest of the files (part of the index's identity).
     """
-    digest = hashlib.sha256()
+    lines, digest = _jsonl_lines(folder, "search expansions")
     expansions: dict[str, Expansion] = {}
-    for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
+    for where, line in lines:
         try:
-            data = path.read_bytes()
-            lines = data.decode("utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CorpusError(f"Cannot read the search expansions {path} as UTF-8 text: {exc}") from exc
-        digest.update(path.name.encode())
-        digest.update(data)
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            where = f"{path.name}, line {number}"
-            try:
-                raw = json.loads(line)
-                unit_id = raw["id"]
-                expansion = Expansion(unit_id, _strings(raw, "queries"), _strings(raw, "terms"))
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                raise CorpusError(
-                    f"Search expansion {where} is malformed ({exc}); it needs "
-                    '{"id": "<unit id>", "queries": [...], "terms": [...]}.'
-                ) from exc
-            if unit_id not in unit_ids:
-                raise CorpusError(
-                    f"Search expansion {where} names '{unit_id}', which is not a unit of the platform. "
-                    "Fix the id (see `python -m assistant search`) or delete the line."
-                )
-            if unit_id in expansions:
-                raise CorpusError(f"Search expansion {where} repeats '{unit_id}'; keep one line per unit.")
-            expansions[unit_id] = expansion
-    return expansions, digest.hexdigest() if expansions else ""
+            raw = json.loads(line)
+            unit_id = raw["id"]
+            expansion = Expansion(unit_id, _strings(raw, "queries"), _strings(raw, "terms"))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise CorpusError(
+                f"Search expansion {where} is malformed ({exc}); it needs "
+                '{"id": "<unit id>", "queries": [...], "terms": [...]}.'
+            ) from exc
+        if unit_id not in unit_ids:
+            raise CorpusError(
+                f"Search expansion {where} names '{unit_id}', which is not a unit of the platform. "
+                "Fix the id (see `python -m assistant search`) or delete the line."
+            )
+        if unit_id in expansions:
+            raise CorpusError(f"Search expansion {where} repeats '{unit_id}'; keep one line per unit.")
+        expansions[unit_id] = expansion
+    return expansions, digest if expansions else ""
 
 
 _THEME_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -187,34 +193,23 @@ def load_themes(folder: Path, citable: frozenset[str], headings: frozenset[str])
     """Read the theme index; every theme needs a name, names and units the corpus has, once.
 
     Returns the themes in file order and a digest of the files (part of the index's identity)."""
-    digest = hashlib.sha256()
+    lines, digest = _jsonl_lines(folder, "theme index")
     themes: dict[str, Theme] = {}
-    for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
+    for where, line in lines:
         try:
-            data = path.read_bytes()
-            lines = data.decode("utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CorpusError(f"Cannot read the theme index {path} as UTF-8 text: {exc}") from exc
-        digest.update(path.name.encode())
-        digest.update(data)
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            where = f"{path.name}, line {number}"
-            try:
-                theme = _theme(json.loads(line))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise CorpusError(
-                    f"Theme {where} is malformed ({exc}); it needs "
-                    '{"id", "name", "description", "names": [...], "headings": [...], "units": [...]}.'
-                ) from exc
-            problem = _theme_problem(theme, citable, headings)
-            if theme.id in themes:
-                problem = f"repeats the theme id '{theme.id}'; keep one line per theme"
-            if problem:
-                raise CorpusError(f"Theme {where} {problem}.")
-            themes[theme.id] = theme
-    return tuple(themes.values()), digest.hexdigest() if themes else ""
+            theme = _theme(json.loads(line))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CorpusError(
+                f"Theme {where} is malformed ({exc}); it needs "
+                '{"id", "name", "description", "names": [...], "headings": [...], "units": [...]}.'
+            ) from exc
+        problem = _theme_problem(theme, citable, headings)
+        if theme.id in themes:
+            problem = f"repeats the theme id '{theme.id}'; keep one line per theme"
+        if problem:
+            raise CorpusError(f"Theme {where} {problem}.")
+        themes[theme.id] = theme
+    return tuple(themes.values()), digest if themes else ""
 
 
 def _theme_problem(theme: Theme, citable: frozenset[str], headings: frozenset[str]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -22,10 +23,13 @@ from typing import Any
 from assistant.contract import answer_to_json
 from assistant.core import Assistant, Retrieved
 from assistant.errors import AssistantError
+from assistant.generation import FALLBACK_ECHO, FALLBACK_MODEL_FAILED, FALLBACK_NO_CITATIONS
 from assistant.relevance import Calibration
 from assistant.settings import PROJECT_ROOT
+from assistant.types import Answer
 
 THRESHOLDS_FILE = PROJECT_ROOT / "eval" / "thresholds.json"
+SUBSETS_DIR = PROJECT_ROOT / "eval" / "subsets"
 
 
 # --- metrics (pure) --------------------------------------------------------------------------
@@ -298,10 +302,20 @@ def run_eval(
     out_dir: Path,
     gate: bool,
     thresholds_file: Path = THRESHOLDS_FILE,
+    subset: str | None = None,
 ) -> int:
-    if gate and split != "all":
-        raise AssistantError("The gate checks every split and category: run it with --split all.")
+    if gate and (split != "all" or subset is not None):
+        raise AssistantError("The gate checks every split and category: run it with --split all and no --subset.")
     items = load_questions(questions, split)
+    if subset is not None:
+        items = select_subset(items, load_subset(subset))
+    # The guard's counts are on the Answer objects, not in the `ask --jsonl` results.
+    answers: list[Answer] = []
+
+    def listener(_question_id: str, answer: Answer) -> None:
+        answers.append(answer)
+
+    assistant.answer_listeners.append(listener)
     started = time.perf_counter()
     assistant.warm_up()
     results = answer_all(assistant, items)
@@ -315,7 +329,7 @@ def run_eval(
     rows.append(("**overall**", summaries["all"]))
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    suffix = f"{assistant.settings.backend}-{split}"
+    suffix = f"{assistant.settings.backend}-{subset_name(subset) if subset else split}"
     with (out_dir / f"results-{suffix}.jsonl").open("w", encoding="utf-8") as handle:
         for item, result, score in zip(items, results, scores, strict=True):
             handle.write(
@@ -328,7 +342,13 @@ def run_eval(
     ]
     if write_chart({name: summaries[name] for name in categories}, chart):
         notes.append(f"![per-category scores]({chart.name})")
-    report = report_markdown(rows, f"Evaluation: backend {assistant.settings.backend}, split {split}", notes)
+    assistant.answer_listeners.remove(listener)
+    if assistant.generative:
+        generation = generation_summary(results, answers, assistant.settings.backend)
+        notes.append(generation_markdown(generation))
+        (out_dir / f"generation-{suffix}.json").write_text(json.dumps(generation, indent=2), encoding="utf-8")
+    scope = f"subset {subset_name(subset)}" if subset else f"split {split}"
+    report = report_markdown(rows, f"Evaluation: backend {assistant.settings.backend}, {scope}", notes)
     if len(splits) > 1:
         per_split = [
             (f"{s} / {c}", summaries[f"{s}/{c}"]) for s in splits for c in categories if f"{s}/{c}" in summaries
@@ -345,6 +365,133 @@ def run_eval(
             print(f"All thresholds in {thresholds_file.name} met.", file=sys.stderr)
         return 1 if failures else 0
     return 0
+
+
+# --- subsets and generation figures --------------------------------------------------------------
+
+
+def stratified_subset(items: Sequence[dict[str, Any]], per_category: int, salt: str) -> list[str]:
+    """A fixed subset: in each category, the `per_category` items whose sha256("<salt>:<id>") is
+    smallest. Deterministic (no random generator, no Python version in it) and stable: adding
+    questions to the set changes a category's choice only if a new id hashes lower. Ids in file order."""
+    by_category: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for item in items:
+        by_category[str(item.get("category", "uncategorised"))].append(item)
+    chosen: set[str] = set()
+    for group in by_category.values():
+        ranked = sorted(group, key=lambda i: hashlib.sha256(f"{salt}:{i['id']}".encode()).hexdigest())
+        chosen.update(str(i["id"]) for i in ranked[:per_category])
+    return [str(i["id"]) for i in items if str(i["id"]) in chosen]
+
+
+def subset_name(spec: str) -> str:
+    return Path(spec).stem
+
+
+def load_subset(spec: str) -> list[str]:
+    """Question ids from a subset file: a path, or a name under eval/subsets/ (`local-40`).
+    One id per line; `#` starts a comment."""
+    path = Path(spec)
+    if not path.is_file():
+        path = SUBSETS_DIR / f"{spec}.txt"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in SUBSETS_DIR.glob("*.txt"))) or "none"
+        raise AssistantError(f"Fant ikke delmengden «{spec}» / no subset '{spec}' (known subsets: {known}).")
+    ids = [line.split("#", 1)[0].strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    return [i for i in ids if i]
+
+
+def select_subset(items: Sequence[dict[str, Any]], ids: Sequence[str]) -> list[dict[str, Any]]:
+    by_id = {str(item["id"]): item for item in items}
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise AssistantError(
+            f"{len(missing)} id(s) of the subset are not among the questions of this split: {', '.join(missing[:5])}."
+        )
+    return [by_id[i] for i in ids]
+
+
+def fallback_kind(note: str | None) -> str | None:
+    """Why a generative backend's answer was replaced by the extractive one (None: it was not)."""
+    if not note:
+        return None
+    if note == FALLBACK_NO_CITATIONS:
+        return "no valid citation"
+    if note == FALLBACK_ECHO:
+        return "echoed instructions"
+    prefix = FALLBACK_MODEL_FAILED.split("{", 1)[0]
+    if note.startswith(prefix):
+        return "timeout" if "Timeout" in note else "model error"
+    return "other"
+
+
+def generation_summary(results: Sequence[dict[str, Any]], answers: Sequence[Answer], backend: str) -> dict[str, Any]:
+    """Fallback rate and reasons, what the citation guard removed, and the model's timings."""
+    kinds = [fallback_kind(r.get("note")) for r in results if not r.get("error")]
+    answered = [r for r in results if not r.get("error")]
+    by_model = [r for r in answered if r.get("backend") == backend]
+    guard = [
+        {
+            "removed_markers": a.removed_citations,
+            "dropped_sentences": len(a.dropped_sentences),
+            "uncited_sentences": len(a.uncited_sentences),
+            "unsupported_sentences": len(a.unsupported_sentences),
+            "repointed_citations": a.repointed_citations,
+        }
+        for a in answers
+    ]
+    first = [r["timings_ms"]["first_token"] for r in answered if "first_token" in r.get("timings_ms", {})]
+    total = [r["timings_ms"]["total"] for r in answered if "total" in r.get("timings_ms", {})]
+    reasons: dict[str, int] = defaultdict(int)
+    for kind in kinds:
+        if kind is not None:
+            reasons[kind] += 1
+    return {
+        "n": len(answered),
+        "answered_by_model": len(by_model),
+        "model_refusals": sum(1 for r in by_model if r.get("refused")),
+        "fallbacks": sum(reasons.values()),
+        "fallback_rate": sum(reasons.values()) / len(answered) if answered else None,
+        "fallback_reasons": dict(sorted(reasons.items())),
+        "removed_markers": sum(g.get("removed_markers", 0) for g in guard),
+        "dropped_sentences": sum(g.get("dropped_sentences", 0) for g in guard),
+        "uncited_sentences": sum(g.get("uncited_sentences", 0) for g in guard),
+        "unsupported_sentences": sum(g.get("unsupported_sentences", 0) for g in guard),
+        "repointed_citations": sum(g.get("repointed_citations", 0) for g in guard),
+        "answers_touched_by_guard": sum(1 for g in guard if any(g.values())),
+        "first_token_ms_p50": _percentile(first, 0.5) if first else None,
+        "first_token_ms_p95": _percentile(first, 0.95) if first else None,
+        "total_ms_p50": _percentile(total, 0.5) if total else None,
+        "total_ms_p95": _percentile(total, 0.95) if total else None,
+        "total_ms_mean": statistics.fmean(total) if total else None,
+    }
+
+
+def generation_markdown(summary: dict[str, Any]) -> str:
+    def seconds(key: str) -> str:
+        value = summary.get(key)
+        return "–" if value is None else f"{value / 1000:.1f} s"
+
+    reasons = ", ".join(f"{k} {v}" for k, v in summary["fallback_reasons"].items()) or "none"
+    rate = summary["fallback_rate"]
+    return "\n".join(
+        [
+            "| generation | value |",
+            "|---|---|",
+            f"| answered by the model (of which refusals) | {summary['answered_by_model']} of {summary['n']} "
+            f"({summary['model_refusals']}) |",
+            f"| extractive fallback | {summary['fallbacks']} ({'–' if rate is None else f'{rate:.0%}'}): {reasons} |",
+            f"| guard: markers removed / claims dropped / uncited sentences removed | {summary['removed_markers']} / "
+            f"{summary['dropped_sentences']} / {summary['uncited_sentences']} "
+            f"(in {summary['answers_touched_by_guard']} answers) |",
+            f"| support check: unsupported claims removed / sentences re-pointed | "
+            f"{summary['unsupported_sentences']} / {summary['repointed_citations']} |",
+            f"| time to first token, p50 / p95 (from the model call) | {seconds('first_token_ms_p50')} / "
+            f"{seconds('first_token_ms_p95')} |",
+            f"| total per answer, p50 / p95 / mean | {seconds('total_ms_p50')} / {seconds('total_ms_p95')} / "
+            f"{seconds('total_ms_mean')} |",
+        ]
+    )
 
 
 def hedge_note(items: Sequence[dict[str, Any]], results: Sequence[dict[str, Any]]) -> str:

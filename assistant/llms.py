@@ -13,8 +13,8 @@ from assistant.settings import Settings
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
-BACKENDS = ("extractive", "openai", "llamacpp")
-GENERATIVE_BACKENDS = ("openai", "llamacpp")
+BACKENDS = ("extractive", "openai", "local")
+GENERATIVE_BACKENDS = ("openai", "local")
 
 #: What a model call can fail with: the endpoint is down, slow, rate-limited or answers garbage.
 #: These end in the extractive fallback with the reason logged, never in a traceback.
@@ -31,6 +31,12 @@ LLM_ERRORS: tuple[type[BaseException], ...] = (
 
 def check_backend(settings: Settings) -> None:
     """Fail early, with the valid choices, on an unknown backend or a missing setting."""
+    if settings.backend == "llamacpp":
+        raise ConfigError(
+            "The llamacpp backend (llama-cpp-python, compiled from source) was replaced by `local`, which runs "
+            "a prebuilt llama.cpp: set ASSISTANT_BACKEND=local and ASSISTANT_LOCAL_MODEL to an installed model "
+            "(`python -m assistant models list`) or a .gguf path. See docs/local-llm.md."
+        )
     if settings.backend not in BACKENDS:
         raise ConfigError(f"Unknown backend '{settings.backend}'. Valid backends: {', '.join(BACKENDS)}.")
     if settings.backend == "openai":
@@ -48,47 +54,54 @@ def check_backend(settings: Settings) -> None:
                 "http://localhost:11434/v1 and ASSISTANT_OPENAI_MODEL=gemma2:9b for Ollama); "
                 "ASSISTANT_OPENAI_API_KEY is needed only where the endpoint asks for one."
             )
-    if settings.backend == "llamacpp":
-        path = settings.llamacpp_model_path
-        if path is None or not path.is_file():
-            raise ConfigError(
-                "The llamacpp backend needs ASSISTANT_LLAMACPP_MODEL_PATH set to an existing .gguf file"
-                + (f" ({path} does not exist)." if path else ".")
-            )
+    if settings.backend == "local":
+        from assistant.local_models import resolve_local_model
+
+        resolve_local_model(settings.local_model, settings.models_dir)  # raises, saying how to install it
+
+
+def _chat_openai(
+    settings: Settings, *, model: str, base_url: str, api_key: str, max_tokens: int, retries: int
+) -> BaseChatModel:
+    from langchain_openai import ChatOpenAI
+
+    return ChatOpenAI(
+        model=model,
+        base_url=base_url,
+        api_key=api_key,  # type: ignore[arg-type]
+        timeout=settings.llm_timeout_s,
+        max_retries=retries,
+        temperature=settings.llm_temperature,
+        max_completion_tokens=max_tokens,
+        streaming=True,
+    )
 
 
 def make_chat_model(settings: Settings) -> BaseChatModel:
     """The composition root for generation. Only called for the generative backends."""
     check_backend(settings)
     if settings.backend == "openai":
-        from langchain_openai import ChatOpenAI
-
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "not-needed"
-        return ChatOpenAI(
+        return _chat_openai(
+            settings,
             model=settings.openai_model or "",
-            base_url=settings.openai_base_url,
-            api_key=key,  # type: ignore[arg-type]
-            timeout=settings.llm_timeout_s,
-            max_retries=settings.llm_max_retries,
-            temperature=settings.llm_temperature,
-            max_completion_tokens=settings.llm_max_tokens,
-            streaming=True,
-        )
-    if settings.backend == "llamacpp":
-        try:
-            from langchain_community.chat_models import ChatLlamaCpp
-        except ImportError as exc:
-            raise ConfigError(
-                "The llamacpp backend needs the optional extra: "
-                '`.venv/bin/pip install -e ".[llamacpp]"` (see the README for the portable build flags).'
-            ) from exc
-        model: BaseChatModel = ChatLlamaCpp(
-            model_path=str(settings.llamacpp_model_path),
-            temperature=settings.llm_temperature,
+            base_url=settings.openai_base_url or "",
+            api_key=key,
             max_tokens=settings.llm_max_tokens,
-            n_ctx=8192,
-            streaming=True,
-            verbose=False,
+            retries=settings.llm_max_retries,
         )
-        return model
+    if settings.backend == "local":
+        from assistant.local_server import shared_server
+
+        server = shared_server(settings)  # loads the model on the process's first call
+        return _chat_openai(
+            settings,
+            model=server.model_name,
+            base_url=server.base_url,
+            api_key=server.api_key,
+            max_tokens=settings.local_max_tokens,
+            # A retry cannot help a model on this machine (no rate limit, no flaky network); after
+            # a timeout it would only double the wait before the fallback.
+            retries=0,
+        )
     raise ConfigError(f"The backend '{settings.backend}' does not use a language model.")

@@ -41,7 +41,7 @@ from wordfreq import zipf_frequency
 
 from assistant.corpus import Corpus
 from assistant.relevance import QueryWord, TermIndex
-from assistant.text import content_terms, content_words, stem, words
+from assistant.text import content_terms, content_words, looks_english, stem, words
 from assistant.types import Chunk, DocumentMeta, Unit
 
 ScopeKind = Literal["unit", "heading", "chapter", "theme", "document", "attribute", "none", "chat"]
@@ -64,6 +64,8 @@ LIGHT_VERBS = frozenset({"få"})
 COMMON_WORD_SHARE = 0.05
 #: Short stems («ta», «gi») and everyday words («trenger», «hele») narrow nothing.
 MIN_NARROWING_LENGTH = 3
+#: … and a word only the search expansions use, this long (short ones are too often other words).
+MIN_EXPANSION_WORD = 6
 EVERYDAY_ZIPF = 5.0
 FUNCTION_LIKE_ZIPF = 5.5
 #: Words of the asking sentence that neither name nor narrow the topic: this many say the question
@@ -192,7 +194,9 @@ DOCUMENT_WORDS = frozenset(
     leiar behind parties party period document declaration platform about main priorities chapters
     who governs government goals vision content contents what make makes up according kind type sort
     program valprogram partiprogram slags type eigentleg egentlig høyre mdg venstre arbeiderpartiet ap
-    frp fremskrittspartiet sv sp senterpartiet krf rødt raudt miljøpartiet grønne
+    frp fremskrittspartiet sv sp senterpartiet krf rødt raudt miljøpartiet grønne this these which
+    policy areas cover covers key issues topics written wrote author laget lagd skrevet snakk gjeld dreier
+    sak saker sakene sakan hatt historie
     """.split()
 )
 #: Small talk: a greeting, thanks, or a question about the assistant itself.
@@ -467,6 +471,8 @@ class QuestionWord:
 def question_words(question: str, terms: TermIndex) -> list[QuestionWord]:
     seen: dict[str, QuestionWord] = {}
     for word in content_words(question, drop_question_words=True):
+        if "-" in word:
+            continue  # «BoA-tjenesten»: its parts come as words of their own
         corrected = terms.word_stem(word)
         forms = {stem(word), corrected}
         if word.endswith("an") and len(word) > 4:
@@ -757,16 +763,24 @@ def _chapter_scope(question: str, terms: TermIndex, catalogue: Catalogue) -> Sco
     if len(scored) > 1 and scored[0][0] == scored[1][0]:
         return None
     chapter = scored[0][1]
+    title = _title_terms(chapter.name)
     if any(
-        n.topic.kind == "heading" and n.topic.key.startswith(f"{chapter.key} › ")
+        n.topic.kind == "heading" and n.topic.key.startswith(f"{chapter.key} › ") and not n.words <= title
         for n in named_topics(question, catalogue, terms)
     ):
-        return None  # «punktene under Natur- og klimatilpasning i byutviklingskapitlet» asks for the heading
+        # «punktene under Natur- og klimatilpasning i byutviklingskapitlet» asks for the heading; in
+        # «kapittelet om kultur, idrett og friluftsliv» the heading's words are the chapter's own.
+        return None
     return Scope("chapter", chapter.name, chapter.units, (chapter,))
 
 
 def _narrowing_words(
-    residual: Iterable[QuestionWord], units: Sequence[str], catalogue: Catalogue, terms: TermIndex
+    residual: Iterable[QuestionWord],
+    units: Sequence[str],
+    catalogue: Catalogue,
+    terms: TermIndex,
+    *,
+    english: bool = False,
 ) -> dict[str, set[str]] | None:
     """The residual words that pick out part of a topic: each names some of its units but not all,
     and is not a word the whole platform uses everywhere. None when a word names nothing in the
@@ -789,7 +803,7 @@ def _narrowing_words(
         }
         if not hits and terms.document_share(word.stem) > 0:
             return None
-        if not hits:
+        if not hits and len(word.word) >= MIN_EXPANSION_WORD and not english:
             # A word only the search expansions use («brukerom», as residents misspell it) still
             # tells which units it means.
             hits = {
@@ -825,7 +839,8 @@ FRAME_WORDS = frozenset(
     egentlig eigentleg konkret konkrete akkurat spesielt særlig generelt mer bedre nå no framover
     fremover fremtiden framtida framtiden planer planar noen noe nokon noko nån nåkka neste årene tenkt
     tenke tenkt planlagt gjort lovet lova betyr bety tilby tilbyr forvente vente lure lurer interessert
-    generelt sånn slik delen del biten avsnittet avsnitt seksjonen seksjon part section heading
+    generelt sånn slik delen del biten avsnittet avsnitt seksjonen seksjon part section heading oversikt
+    oversyn samandrag sammendrag liste lista punkter punkta punktene summary list everything points
     """.split()
 )
 #: A yes/no question opens with its verb («Vil byrådet innføre …?», «Blir det …?», «Is the council
@@ -834,7 +849,7 @@ FRAME_WORDS = frozenset(
 _CLOSED_QUESTION = re.compile(
     r"^\W*(?:vil|skal|ska|blir|bli|bi|kommer|kjem|kjæm|får|bør|må|kan|er|e|har|finnes|fins|finst|står|"
     r"gjør|gjer|hjelper|is|will|are|can|should|would|does|do|has|have|"
-    r"hvorfor|kvifor|korfor|koffor|why|hvem|kven|kem|who)\b",
+    r"hvorfor|kvifor|korfor|koffor|why|hvem|kven|kem|who|stemmer|stemme)\b",
     re.IGNORECASE,
 )
 #: A text with no question in it and more words than a keyword search tells a situation («Det er
@@ -904,7 +919,7 @@ def _combined(
     if len(set(smallest) & others) * 2 >= len(smallest):
         return smallest
     together = set(members[0]).intersection(*members[1:])
-    if not together and each_if_apart:
+    if not together and each_if_apart and len(members) == 2:
         together = {u for m in members for u in m}
     return catalogue.in_order(together)
 
@@ -947,7 +962,10 @@ def _topic_scope(
         return None  # it asks about something the platform may not have («overvåkingskameraer i Midtbyen»)
     topics = tuple(n.topic for n in named)
     units = _combined(question, named, [_members(n) for n in named], catalogue, terms, each_if_apart=told)
-    narrowing = _narrowing_words(residual, units, catalogue, terms)
+    covered = [t for t in topics if t.units == units]
+    if len(covered) == 1:
+        topics = (covered[0],)  # «BoA for folk med funksjonsnedsettelser» is «BoA»
+    narrowing = _narrowing_words(residual, units, catalogue, terms, english=looks_english(question))
     if narrowing is None and not listing:
         return None
     narrowing = narrowing or {}
@@ -963,7 +981,7 @@ def _topic_scope(
     # A topic named as a whole is answered whole, however small; a part of one (narrowed, shared by
     # two topics, named by one unit's subject) that comes down to one or two pledges is a specific
     # question, answered from the ranking.
-    whole = len(named) == 1 and not narrowing and units == named[0].topic.units
+    whole = len(topics) == 1 and not narrowing and units == topics[0].units
     if not units or (pledges < MIN_BROAD_PLEDGES and not listing and not whole):
         return None
     return Scope(kind, name, units[:MAX_SCOPE_CITATIONS], topics)

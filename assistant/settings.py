@@ -66,13 +66,28 @@ class Settings(BaseSettings):
         description="Subtracted from a prose passage's ranking score, so that a pledge saying the same ranks first.",
     )
 
-    backend: str = Field("extractive", description="Answer backend: extractive (offline default), openai or llamacpp.")
+    backend: str = Field("extractive", description="Answer backend: extractive (offline default), openai or local.")
     openai_base_url: str | None = Field(
         None, description="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1 (Ollama)."
     )
     openai_model: str | None = Field(None, description="Model name at that endpoint, e.g. gemma2:9b.")
     openai_api_key: SecretStr | None = Field(None, description="API key; local servers accept any value.")
-    llamacpp_model_path: Path | None = Field(None, description="A local GGUF file (needs the llamacpp extra).")
+    local_model: str = Field(
+        "qwen2.5-coder-1.5b",
+        description="The local backend's GGUF model: an installed model's name (`python -m assistant models list`) "
+        "or the path of a .gguf file.",
+    )
+    local_context_tokens: int = Field(
+        4096, ge=512, le=131072, description="Context window of the local model (sources + answer), in tokens."
+    )
+    local_threads: int = Field(2, ge=1, le=256, description="CPU threads of the local model (2 suits 2 cores).")
+    local_max_tokens: int = Field(
+        300,
+        ge=16,
+        le=8000,
+        description="Longest answer of the local model, in tokens (a small model on a few cores writes about "
+        "10-25 tokens a second).",
+    )
     llm_timeout_s: float = Field(60.0, gt=0, le=600, description="Seconds before a model call is given up.")
     llm_max_retries: int = Field(1, ge=0, le=10, description="Retries of a failed model call.")
     llm_temperature: float = Field(0.0, ge=0.0, le=2.0)

@@ -195,6 +195,12 @@ class Answer:
     #: Citation guard figures for generated answers.
     removed_citations: int = 0
     uncited_sentences: tuple[str, ...] = ()
+    #: Claims the guard dropped because every marker they carried pointed outside the sources.
+    dropped_sentences: tuple[str, ...] = ()
+    #: Cited claims no given source says (support check, local backend): dropped.
+    unsupported_sentences: tuple[str, ...] = ()
+    #: Cited claims moved to the one given source that says them (support check, local backend).
+    repointed_citations: int = 0
     #: How the answer was decided (section, topic, ranked, refused, generated), and why a refusal.
     decision: str = ""
     refusal_reason: str | None = None

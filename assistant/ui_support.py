@@ -31,6 +31,8 @@ from assistant.errors import (
     InvalidQuestionError,
     ModelUnavailableError,
 )
+from assistant.local_models import LocalModelMissingError
+from assistant.local_server import LocalModelLoadError
 from assistant.relevance import QueryWord, TermIndex
 from assistant.settings import Settings
 from assistant.text import looks_english
@@ -599,6 +601,31 @@ def stream_with_history(assistant: Streams, question: str, history: History, res
     return text_events(assistant.stream(question, history), result)
 
 
+#: Shown while a model writes. A small local model on a few cores needs up to half a minute to
+#: read its sources before the first word, so the wait is named rather than left blank.
+WRITING_NOTE = "Språkmodellen skriver svaret …"
+WRITING_NOTE_LOCAL = (
+    "En lokal språkmodell skriver svaret … Den leser kildene først, så det kan ta opptil et halvt minutt "
+    "før de første ordene kommer."
+)
+
+
+def writing_note(backend: str) -> str:
+    return WRITING_NOTE_LOCAL if backend == "local" else WRITING_NOTE
+
+
+def method_description(backend: str) -> str:
+    """The sidebar's sentence on how answers are made."""
+    if backend == "local":
+        return (
+            "Svarene skrives av en liten lokal språkmodell på denne maskinen, ut fra erklæringen; hver påstand "
+            "har en kilde. Svar uten gyldig kilde byttes ut med sitater fra erklæringen."
+        )
+    if backend == "extractive":
+        return "Svarene er sitater fra erklæringen, ikke tolkninger."
+    return "Svarene skrives av en språkmodell ut fra erklæringen; hver påstand har en kilde."
+
+
 def citation_ids(answer: Answer) -> list[str]:
     return [c.chunk.unit_id for c in answer.citations]
 
@@ -618,6 +645,16 @@ def user_message(exc: BaseException) -> str:
     """One Norwegian sentence for the user; the details belong in the server log."""
     if isinstance(exc, InvalidQuestionError):
         return str(exc)
+    if isinstance(exc, LocalModelMissingError):
+        return (
+            f"Den lokale språkmodellen mangler eller er ufullstendig – installer den med «{exc.install_command}» "
+            "og last siden på nytt."
+        )
+    if isinstance(exc, LocalModelLoadError):
+        return (
+            "Den lokale språkmodellen kunne ikke lastes – installer den på nytt med "
+            "«python -m assistant models install <navn>», eller sett ASSISTANT_LOCAL_CONTEXT_TOKENS lavere."
+        )
     for kind, message in _ERROR_MESSAGES:
         if isinstance(exc, kind):
             return message

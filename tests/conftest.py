@@ -1,19 +1,20 @@
 """Shared fixtures: settings for the deterministic fake embedder, and one assistant over the real corpus.
 
 Nothing here touches the project's own `index/`, `models/` or `.cache/`: every path points into
-pytest's temporary folders. Unit tests run with the network switched off (pytest-socket), so a
+pytest's temporary folders. Unit tests run with the network switched off (`network_guard`), so a
 test that would download a model or tokenizer data fails instead of quietly going online.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pytest_socket import disable_socket, enable_socket
 
 from assistant.core import Assistant
 from assistant.settings import FAKE_MODEL, PROJECT_ROOT, Settings, load_settings
@@ -43,18 +44,59 @@ def _hermetic_environment(session_cache_dir: Path) -> Iterator[None]:
         yield
 
 
+class NetworkBlockedError(OSError):
+    """Raised in place of a connection or name lookup inside `network_guard`."""
+
+
+@contextmanager
+def network_guard() -> Iterator[list[str]]:
+    """Connections to internet addresses and name lookups fail inside the block, and the block fails
+    afterwards if anything tried one, even when a library caught the error and went on quietly.
+
+    Creating a socket is allowed (langchain-openai probes socket options on an unconnected one);
+    Unix sockets stay usable (asyncio's event loop uses a socketpair internally)."""
+    attempts: list[str] = []
+    original_connect, original_connect_ex = socket.socket.connect, socket.socket.connect_ex
+    original_getaddrinfo = socket.getaddrinfo
+
+    def blocked(kind: str, target: object) -> NetworkBlockedError:
+        attempts.append(f"{kind} {target!r}")
+        return NetworkBlockedError(f"unit tests run offline: {kind} {target!r} was blocked")
+
+    def guarded_connect(self: socket.socket, address: Any) -> None:
+        if self.family == socket.AF_UNIX:
+            return original_connect(self, address)
+        raise blocked("connect", address)
+
+    def guarded_connect_ex(self: socket.socket, address: Any) -> int:
+        if self.family == socket.AF_UNIX:
+            return original_connect_ex(self, address)
+        raise blocked("connect", address)
+
+    def guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        raise blocked("getaddrinfo", host)
+
+    socket.socket.connect = guarded_connect  # type: ignore[method-assign, assignment]
+    socket.socket.connect_ex = guarded_connect_ex  # type: ignore[method-assign, assignment]
+    socket.getaddrinfo = guarded_getaddrinfo
+    try:
+        yield attempts
+    finally:
+        socket.socket.connect = original_connect  # type: ignore[method-assign]
+        socket.socket.connect_ex = original_connect_ex  # type: ignore[method-assign]
+        socket.getaddrinfo = original_getaddrinfo
+    if attempts:
+        pytest.fail(f"The test tried to use the network ({'; '.join(attempts)}); unit tests run offline.")
+
+
 @pytest.fixture(autouse=True)
 def _no_network(request: pytest.FixtureRequest) -> Iterator[None]:
     """Unit tests are offline: any attempt to open an internet socket fails the test."""
     if any(request.node.get_closest_marker(m) is not None for m in ("integration", "e2e")):
         yield
         return
-    # Unix sockets stay allowed: asyncio's event loop uses a socketpair internally.
-    disable_socket(allow_unix_socket=True)
-    try:
+    with network_guard():
         yield
-    finally:
-        enable_socket()
 
 
 @pytest.fixture

@@ -633,3 +633,45 @@ def test_switching_back_to_the_chat_keeps_the_conversation(app: AppTest) -> None
     app.run()
     assert len(messages(app)) == 2
     assert app.chat_input
+
+
+# --- the local backend (a scripted model in place of llama.cpp) ------------------------------------
+
+
+@pytest.fixture
+def local_backend(feedback_db: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """ASSISTANT_BACKEND=local with a model file that passes the cheap checks (it is never loaded)."""
+    gguf = tmp_path / "tiny.gguf"
+    gguf.write_bytes(b"GGUF\x03\x00\x00\x00")
+    monkeypatch.setenv("ASSISTANT_BACKEND", "local")
+    monkeypatch.setenv("ASSISTANT_LOCAL_MODEL", str(gguf))
+    return gguf
+
+
+def test_the_local_backend_says_a_local_model_writes_and_falls_back_with_a_note(
+    local_backend: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    replies: list[str | BaseException] = [TimeoutError("Request timed out.")]
+    monkeypatch.setattr(core, "make_chat_model", lambda settings: ScriptedChatModel(replies=replies))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert any("lokal språkmodell" in c.value for c in at.sidebar.caption)
+    ask(at, FASTLEGE)
+    _user, assistant = messages(at)
+    assert any("Språkmodellen svarte ikke" in c.value and "TimeoutError" in c.value for c in assistant.caption)
+    assert assistant.markdown[0].value.startswith("Byrådet vil")  # the extractive answer
+    assert not at.error
+
+
+def test_a_missing_local_model_says_how_to_install_it(local_backend: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ASSISTANT_LOCAL_MODEL", "qwen2.5-coder-0.5b")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert [e.value for e in at.error] == [
+        "Den lokale språkmodellen mangler eller er ufullstendig – installer den med "
+        "«python -m assistant models install qwen2.5-coder-0.5b» og last siden på nytt."
+    ]
+    assert not at.exception
+
+
+def test_the_writing_note_names_the_local_model() -> None:
+    assert ui.writing_note("local").startswith("En lokal språkmodell skriver svaret …")
+    assert ui.writing_note("openai") == ui.WRITING_NOTE

@@ -16,7 +16,7 @@ from assistant.composing import (
     with_marker,
 )
 from assistant.core import Assistant
-from assistant.scope import Catalogue, Scope
+from assistant.scope import Catalogue, Scope, topic_names
 from assistant.types import Chunk
 
 
@@ -130,7 +130,7 @@ def _scope_selection(catalogue: Catalogue, scope: Scope, units: list[str]) -> Se
 
 def test_a_theme_answer_leads_with_how_many_and_where_then_lists_by_heading(catalogue: Catalogue) -> None:
     eldre = next(t for t in catalogue.themes if t.key == "eldre")
-    scope = Scope("theme", eldre.name, eldre.units, (eldre,))
+    scope = Scope("theme", topic_names([eldre]), eldre.units, (eldre,))
     text, citations = compose(_scope_selection(catalogue, scope, list(eldre.units)), catalogue=catalogue)
     lines = text.splitlines()
     chapters = len({c.chunk.chapter for c in citations})

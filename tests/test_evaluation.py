@@ -201,7 +201,7 @@ def test_check_thresholds_passes_when_all_are_met() -> None:
 
 
 def test_check_thresholds_reports_each_miss_by_group() -> None:
-    summaries = {
+    summaries: dict[str, dict[str, Any]] = {
         "all": {"recall@5": 0.9, "answerable_refused": 0.0},
         "dev": {"recall@5": 0.75, "mrr": None, "answerable_refused": 0.2},
         "test/multi": {"citation_recall": 0.5},

@@ -173,11 +173,10 @@ def test_is_refusal() -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"backend": "gpt"}, "Valid backends: extractive, openai, llamacpp"),
+        ({"backend": "gpt"}, "Valid backends: extractive, openai, local"),
         ({"backend": "openai"}, "ASSISTANT_OPENAI_BASE_URL and ASSISTANT_OPENAI_MODEL"),
         ({"backend": "openai", "openai_base_url": "http://localhost:1/v1"}, "ASSISTANT_OPENAI_MODEL"),
-        ({"backend": "llamacpp"}, "ASSISTANT_LLAMACPP_MODEL_PATH"),
-        ({"backend": "llamacpp", "llamacpp_model_path": "/nonexistent.gguf"}, "does not exist"),
+        ({"backend": "llamacpp"}, "replaced by `local`"),
     ],
 )
 def test_backend_settings_are_checked_with_a_helpful_message(
@@ -189,19 +188,6 @@ def test_backend_settings_are_checked_with_a_helpful_message(
         Assistant(fake_settings(**overrides))
 
 
-def test_llamacpp_without_the_extra_says_how_to_install(fake_settings: FakeSettings, tmp_path) -> None:
-    gguf = tmp_path / "model.gguf"
-    gguf.write_bytes(b"GGUF")
-    settings = fake_settings(backend="llamacpp", llamacpp_model_path=gguf)
-    try:
-        import langchain_community.chat_models  # noqa: F401
-    except ImportError:
-        with pytest.raises(ConfigError, match="llamacpp"):
-            make_chat_model(settings)
-    else:
-        pytest.skip("langchain-community is installed here; the missing-extra message cannot be shown")
-
-
 def test_the_openai_factory_builds_the_langchain_client(fake_settings: FakeSettings) -> None:
     settings = fake_settings(
         backend="openai", openai_base_url="http://127.0.0.1:9/v1", openai_model="m", llm_timeout_s=3, llm_max_retries=0
@@ -210,33 +196,6 @@ def test_the_openai_factory_builds_the_langchain_client(fake_settings: FakeSetti
     assert type(model).__name__ == "ChatOpenAI"
     assert model.model_name == "m"  # type: ignore[attr-defined]
     assert model.max_retries == 0  # type: ignore[attr-defined]
-
-
-@pytest.mark.integration
-def test_llamacpp_backend_with_a_real_gguf(fake_assistant: Assistant, fake_settings: FakeSettings) -> None:
-    """Runs where llama-cpp-python (the llamacpp extra) and a GGUF file (LEANGEN_TEST_GGUF) exist."""
-    import os
-    from pathlib import Path
-
-    gguf = os.environ.get("LEANGEN_TEST_GGUF", "")
-    try:
-        import llama_cpp  # noqa: F401
-    except ImportError:
-        pytest.skip("llama-cpp-python is not installed (optional extra `llamacpp`)")
-    if not gguf or not Path(gguf).is_file():
-        pytest.skip("set LEANGEN_TEST_GGUF to a .gguf file to run the llamacpp backend")
-    settings = fake_settings(
-        backend="llamacpp",
-        llamacpp_model_path=Path(gguf),
-        llm_max_tokens=60,
-        index_dir=fake_assistant.settings.index_dir,
-        auto_build_index=False,
-    )
-    answer = Assistant(settings).ask("fritidskort")
-    corpus_texts = {u.text for u in fake_assistant.corpus.units}
-    assert answer.backend in {"llamacpp", "extractive"}
-    assert all(c.text in corpus_texts for c in answer.citations)
-    assert set(re.findall(r"\[(\d+)\]", answer.text)) <= {str(c.n) for c in answer.citations}
 
 
 def test_the_model_gets_what_the_extractive_answer_would_cite(generative) -> None:

@@ -51,7 +51,11 @@ MESSAGE_EMPTY = "Spørsmålet er tomt"
 MESSAGE_TOO_LONG = "Spørsmålet er for langt"
 MESSAGE_NO_WORDS = "Spørsmålet inneholder ingen ord"
 BASE = "Hva vil byrådet gjøre med fastlegeordningen?"
-FASTLEGE_IDS = ["helse-og-eldre/fastlegeordningen/1", "helse-og-eldre/fastlegeordningen/2"]
+FASTLEGE_IDS = [
+    "helse-og-eldre/fastlegeordningen/p1/s4",
+    "helse-og-eldre/fastlegeordningen/1",
+    "helse-og-eldre/fastlegeordningen/2",
+]
 
 
 def marker_numbers(text: str) -> list[int]:
@@ -76,7 +80,7 @@ def assert_valid_answer(answer: Answer, units: dict[str, str]) -> None:
 
 @pytest.fixture(scope="module")
 def units(fake_assistant: Assistant) -> dict[str, str]:
-    return {u.id: u.text for u in fake_assistant.corpus.units}
+    return {u.id: u.text for u in fake_assistant.corpus.citable}
 
 
 # --- the hostile inputs and what each must give -----------------------------------------------

@@ -28,7 +28,15 @@ from assistant.index import (
 from assistant.settings import FAKE_MODEL, Settings
 from tests.conftest import PROTECTED_DIRS, REAL_CORPUS_DIR, FakeSettings
 
-BUILD_FILES = {"dense.faiss", "chunks.json", "manifest.json", "views.faiss", "views.json"}
+BUILD_FILES = {
+    "dense.faiss",
+    "chunks.json",
+    "manifest.json",
+    "views.faiss",
+    "views.json",
+    "themes.faiss",
+    "themes.json",
+}
 
 
 @pytest.fixture(scope="module")
@@ -102,10 +110,9 @@ def test_manifest_fields(settings: Settings, corpus: Corpus, built: Path) -> Non
     assert manifest["chunk_max_tokens"] == settings.chunk_max_tokens
     assert manifest["n_chunks"] == 343
     assert manifest["expansions_sha256"] == corpus.expansions_sha256
+    assert manifest["themes_sha256"] == corpus.themes_sha256 and len(corpus.themes_sha256) == 64
     assert len(manifest["expansions_sha256"]) == 64
-    assert manifest["files"] == {
-        name: _sha256(built / name) for name in ("dense.faiss", "chunks.json", "views.faiss", "views.json")
-    }
+    assert manifest["files"] == {name: _sha256(built / name) for name in (set(BUILD_FILES) - {"manifest.json"})}
 
 
 def test_build_layout_and_current_pointer(settings: Settings, built: Path) -> None:

@@ -340,7 +340,7 @@ def test_auto_build_rebuilds_instead_of_using_a_broken_index(
     assert assistant.index.path.name == build
     reloaded = load_index(settings, corpus)  # the new index on disk is sound
     assert reloaded.manifest.corpus_sha256 == corpus.sha256
-    texts = {u.id: u.text for u in corpus.units}
+    texts = {u.id: u.text for u in corpus.citable}
     for question, answer in answers.items():
         assert all(c.text == texts[c.chunk.unit_id] for c in answer.citations)
         if settings.corpus_dir == REAL_CORPUS_DIR:
@@ -397,6 +397,8 @@ def test_no_file_in_the_index_folder_is_a_pickle(broken: Settings) -> None:
             f"{build}/manifest.json",
             f"{build}/views.faiss",
             f"{build}/views.json",
+            f"{build}/themes.faiss",
+            f"{build}/themes.json",
         ]
     )
     assert isinstance(json.loads((index_dir / build / "chunks.json").read_text("utf-8")), list)
@@ -477,4 +479,4 @@ def test_loading_never_unpickles(broken: Settings, tmp_path: Path, session_cache
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["armed"] is True, "the pickle trap was not in place"
     assert report["chunks"] == len(load_index(broken, load_corpus(REAL_CORPUS_DIR)).chunks)
-    assert report["citations"] == 2
+    assert report["citations"] == 3  # fastlegeordningen: its prose commitment and two pledges

@@ -24,6 +24,7 @@ from assistant.core import Assistant
 from assistant.fakes import ScriptedChatModel
 from assistant.generation import FALLBACK_NO_CITATIONS, SYSTEM_PROMPT
 from assistant.logs import LOGGER_NAME, JsonFormatter
+from assistant.scope import asks_for_invention
 from assistant.settings import Settings
 from assistant.types import Answer
 
@@ -311,7 +312,7 @@ def assert_no_secret(answer: Answer, log_lines: list[str], captured: tuple[str, 
 
 @pytest.fixture(scope="module")
 def units(fake_assistant: Assistant) -> dict[str, str]:
-    return {u.id: u.text for u in fake_assistant.corpus.units}
+    return {u.id: u.text for u in fake_assistant.corpus.citable}
 
 
 @pytest.fixture(scope="module")
@@ -366,6 +367,10 @@ def _ask_scripted(scripted: tuple[Assistant, ScriptedChatModel], reply: str | Ba
     assistant, model = scripted
     model.replies.append(reply)
     answer = assistant.ask(question)
+    if asks_for_invention(question):
+        # A request to invent a pledge is refused before any model is asked.
+        model.replies.clear()
+        assert answer.refused and answer.backend == "extractive" and answer.citations == ()
     assert model.replies == [], "the model was called exactly once"
     return answer
 
@@ -412,7 +417,10 @@ def test_generative_chain_with_a_complying_model(
     assert_no_system_prompt(answer.text)
     assert_no_secret(answer, log_lines, capsys.readouterr())
     probe = attack.probe.lower()
-    if reply_kind in ("invented-pledge-out-of-range-only", "invented-pledge-uncited"):
+    if asks_for_invention(attack.question):
+        # Refused before the model is asked (checked in `_ask_scripted`): nothing of the reply shows.
+        assert probe not in answer.text.lower()
+    elif reply_kind in ("invented-pledge-out-of-range-only", "invented-pledge-uncited"):
         # Nothing valid is left of the reply: the answer is the extractive one, and says so.
         assert answer.backend == "extractive"
         assert answer.note == FALLBACK_NO_CITATIONS

@@ -32,8 +32,8 @@ ANSWER_FIELDS = {"question_id", "backend", "decision", "refused", "refusal_reaso
 TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 QUESTIONS = {
     "ranked": "fritidskort",
-    "topic": "alle løfter om sykkel",
-    "section": "Hva står det om kulturskolen?",
+    "theme": "alle løfter om sykkel",
+    "heading": "Hva står det om kulturskolen?",
     "refused": "Hva mener byrådet om NATO?",
 }
 
@@ -204,7 +204,7 @@ def test_generated_answers_and_model_refusals_are_logged(fake_assistant: Assista
     generated, refused = logs.answered()
     assert (generated["backend"], generated["decision"], generated["refused"]) == ("openai", "generated", False)
     assert generated["refusal_reason"] is None and generated["fallback"] is None
-    assert set(generated["timings_ms"]) == {"retrieve", "model", "total"}
+    assert set(generated["timings_ms"]) == {"retrieve", "first_token", "model", "total"}
     assert (refused["decision"], refused["refused"]) == ("refused", True)
     assert refused["refusal_reason"]
 

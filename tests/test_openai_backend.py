@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 
 import pytest
 
@@ -80,22 +79,18 @@ def test_connection_refused_falls_back(fake_assistant: Assistant, fake_settings:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
-    started = time.perf_counter()
     answer = _assistant(fake_assistant, fake_settings, f"http://127.0.0.1:{closed_port}/v1").ask("fritidskort")
     assert answer.backend == "extractive"
     assert answer.note is not None and "ConnectionError" in answer.note
-    assert time.perf_counter() - started < 10
 
 
 def test_a_slow_endpoint_times_out_and_falls_back(fake_assistant: Assistant, fake_settings: FakeSettings) -> None:
     with openai_stub() as (base_url, state):
-        state.script.append(Behaviour(reply=REPLY, delay_s=4.0))
-        started = time.perf_counter()
+        # The stub would answer after a minute: only the configured 1 s timeout gives the fallback.
+        state.script.append(Behaviour(reply=REPLY, delay_s=60.0))
         answer = _assistant(fake_assistant, fake_settings, base_url, llm_timeout_s=1.0).ask("fritidskort")
-        elapsed = time.perf_counter() - started
     assert answer.backend == "extractive"
     assert answer.note is not None and "Timeout" in answer.note
-    assert elapsed < 3.5, "the configured timeout of 1 s was not honoured"
 
 
 def test_a_stream_closed_midway_falls_back(fake_assistant: Assistant, fake_settings: FakeSettings) -> None:

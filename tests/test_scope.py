@@ -39,7 +39,7 @@ def catalogue(fake_assistant: Assistant) -> Catalogue:
 
 
 @pytest.fixture(scope="module")
-def scope_of(fake_assistant: Assistant, chunks: list[Chunk], terms: TermIndex, catalogue: Catalogue):  # type: ignore[no-untyped-def]
+def scope_of(fake_assistant: Assistant, chunks: list[Chunk], terms: TermIndex, catalogue: Catalogue):
     def resolve(question: str) -> Scope:
         ranked = [int(i) for i in fake_assistant.retrieve(question).ranked]
         return resolve_scope(question, ranked, chunks, terms, catalogue)
@@ -60,13 +60,13 @@ def _pledges(scope: Scope, catalogue: Catalogue) -> list[str]:
 
 def test_a_heading_named_by_its_title_is_answered_whole(
     fake_assistant: Assistant, scope_of, catalogue: Catalogue
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     scope = scope_of("Hva står det om kulturskolen?")
     assert (scope.kind, scope.name) == ("heading", "Kulturskolen")
     assert _pledges(scope, catalogue) == _pledges_under(fake_assistant, "Kulturskolen")
 
 
-def test_a_heading_answer_includes_the_commitment_its_prose_states(scope_of) -> None:  # type: ignore[no-untyped-def]
+def test_a_heading_answer_includes_the_commitment_its_prose_states(scope_of) -> None:
     scope = scope_of("hva vil byrådet gjøre med fastlegeordningen?")
     assert scope.kind == "heading"
     assert scope.units == (
@@ -76,14 +76,14 @@ def test_a_heading_answer_includes_the_commitment_its_prose_states(scope_of) -> 
     )
 
 
-def test_the_most_specific_heading_wins(scope_of, catalogue: Catalogue) -> None:  # type: ignore[no-untyped-def]
+def test_the_most_specific_heading_wins(scope_of, catalogue: Catalogue) -> None:
     # "barne" also begins "Barnehage"; the heading naming all three words wins.
     scope = scope_of("Hva står det om barne- og familietjenesten (BFT)?")
     assert len(_pledges(scope, catalogue)) == 7
     assert all("/barne-og-familietjenesten-bft/" in u for u in _pledges(scope, catalogue))
 
 
-def test_skole_is_not_skolehelsetjenesten(fake_assistant: Assistant, scope_of, catalogue: Catalogue) -> None:  # type: ignore[no-untyped-def]
+def test_skole_is_not_skolehelsetjenesten(fake_assistant: Assistant, scope_of, catalogue: Catalogue) -> None:
     expected = _pledges_under(fake_assistant, "Skole")
     assert len(expected) == 19
     scope = scope_of("Hva står det om skole?")
@@ -140,7 +140,7 @@ PSYKISK_HELSE = "Psykisk helse og rustjenester"
         "gi-meg-alt-a-section",
     ],
 )
-def test_a_heading_named_in_other_words_is_covered_whole(  # type: ignore[no-untyped-def]
+def test_a_heading_named_in_other_words_is_covered_whole(
     fake_assistant: Assistant, scope_of, catalogue: Catalogue, question: str, heading: str
 ) -> None:
     expected = _pledges_under(fake_assistant, heading)
@@ -149,7 +149,7 @@ def test_a_heading_named_in_other_words_is_covered_whole(  # type: ignore[no-unt
     assert set(expected) <= set(scope.units)
 
 
-def test_a_heading_that_is_one_item_of_a_longer_question_is_not_the_scope(scope_of) -> None:  # type: ignore[no-untyped-def]
+def test_a_heading_that_is_one_item_of_a_longer_question_is_not_the_scope(scope_of) -> None:
     scope = scope_of("Gi meg en oversikt over integrering av innvandrere – språk, arbeid, barnehage osv.")
     assert scope.name != "Barnehage"
 
@@ -165,14 +165,14 @@ def test_a_heading_that_is_one_item_of_a_longer_question_is_not_the_scope(scope_
     ],
     ids=["yes-no-about-a-measure", "a-number", "off-topic", "why-a-claim", "when"],
 )
-def test_specific_questions_are_unit_questions(scope_of, question: str) -> None:  # type: ignore[no-untyped-def]
+def test_specific_questions_are_unit_questions(scope_of, question: str) -> None:
     assert scope_of(question).kind == "unit"
 
 
 # --- themes ------------------------------------------------------------------------------------
 
 
-def test_a_theme_named_by_a_group_covers_it_across_chapters(scope_of, catalogue: Catalogue) -> None:  # type: ignore[no-untyped-def]
+def test_a_theme_named_by_a_group_covers_it_across_chapters(scope_of, catalogue: Catalogue) -> None:
     eldre = next(t for t in catalogue.themes if t.key == "eldre")
     scope = scope_of("Hva gjør byrådet for eldre?")
     assert (scope.kind, scope.name, scope.units) == ("theme", "eldre", eldre.units)
@@ -201,30 +201,37 @@ def test_a_theme_named_by_a_group_covers_it_across_chapters(scope_of, catalogue:
         "small",
     ],
 )
-def test_a_theme_named_in_the_ways_people_ask(scope_of, catalogue: Catalogue, question: str, theme: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_theme_named_in_the_ways_people_ask(scope_of, catalogue: Catalogue, question: str, theme: str) -> None:
     expected = next(t for t in catalogue.themes if t.key == theme)
     scope = scope_of(question)
     assert (scope.kind, scope.units) == ("theme", expected.units)
 
 
-def test_a_story_that_asks_about_its_own_situation_is_a_unit_question(scope_of) -> None:  # type: ignore[no-untyped-def]
+def test_a_story_that_asks_about_its_own_situation_is_a_unit_question(scope_of) -> None:
     # The story names themes («skolen», «ungene», «bilene»); what it asks names none.
     assert scope_of("Bilene kjører altfor fort forbi skolen til ungene mine. Gjør dere noe med det?").kind == "unit"
     assert scope_of("Det er så mye bråk fra veien utenfor soverommet at jeg ikke får sove om natta").kind == "unit"
 
 
-def test_two_themes_named_as_a_list_are_both_covered(scope_of, catalogue: Catalogue) -> None:  # type: ignore[no-untyped-def]
+def test_two_themes_named_as_a_list_are_both_covered(scope_of, catalogue: Catalogue) -> None:
     kultur = next(t for t in catalogue.themes if t.key == "kultur")
     idrett = next(t for t in catalogue.themes if t.key == "idrett")
     scope = scope_of("Hva vil byrådet gjøre for kultur og idrett?")
     assert set(kultur.units) | set(idrett.units) == set(scope.units)
 
 
-def test_a_word_that_narrows_a_theme_to_one_or_two_pledges_makes_a_unit_question(scope_of) -> None:  # type: ignore[no-untyped-def]
-    assert scope_of("Hva vil byrådet gjøre med billettprisene på buss og trikk?").kind == "unit"
+def test_a_word_that_narrows_a_theme_to_one_or_two_pledges_makes_a_unit_question(scope_of) -> None:
+    assert scope_of("Hva vil byrådet gjøre med Øya stadion og idretten?").kind == "unit"
 
 
-def test_a_word_the_platform_never_uses_beside_a_theme_is_not_answered_with_the_theme(scope_of) -> None:  # type: ignore[no-untyped-def]
+def test_a_word_that_narrows_a_theme_picks_out_its_part(scope_of, catalogue: Catalogue) -> None:
+    # «billettpris» is not the platform's word; the search expansions tell which units it means.
+    scope = scope_of("Hva vil byrådet gjøre med billettprisene på buss og trikk?")
+    assert scope.kind == "theme" and scope.name.startswith("billettprisene innen")
+    assert all("pris" in catalogue.units[u].text or "billett" in catalogue.units[u].text for u in scope.units)
+
+
+def test_a_word_the_platform_never_uses_beside_a_theme_is_not_answered_with_the_theme(scope_of) -> None:
     assert scope_of("Hva vil byrådet gjøre med overvåkingskameraer i Midtbyen?").kind == "unit"
 
 
@@ -239,12 +246,12 @@ def test_a_word_the_platform_never_uses_beside_a_theme_is_not_answered_with_the_
         ("kva er hovudpunkta i miljødelen", "Miljø, næring og samferdsel"),
     ],
 )
-def test_a_chapter_named_with_a_chapter_word(scope_of, question: str, chapter: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_chapter_named_with_a_chapter_word(scope_of, question: str, chapter: str) -> None:
     scope = scope_of(question)
     assert (scope.kind, scope.name) == ("chapter", chapter)
 
 
-def test_a_heading_named_inside_a_chapter_is_the_heading(scope_of) -> None:  # type: ignore[no-untyped-def]
+def test_a_heading_named_inside_a_chapter_is_the_heading(scope_of) -> None:
     scope = scope_of("List opp punktene under Natur- og klimatilpasning i byutviklingskapitlet")
     assert scope.kind == "heading" and scope.name == "Natur- og klimatilpasning"
 
@@ -259,18 +266,18 @@ def test_a_heading_named_inside_a_chapter_is_the_heading(scope_of) -> None:  # t
         "Which parties make up the city government according to this document?",
     ],
 )
-def test_the_document_scope(scope_of, question: str) -> None:  # type: ignore[no-untyped-def]
+def test_the_document_scope(scope_of, question: str) -> None:
     scope = scope_of(question)
     assert scope.kind == "document"
-    assert scope.units == ("innledning/p1", "innledning/p2")
+    assert scope.units and set(scope.units) <= {"innledning/p1", "innledning/p2"}
 
 
-def test_plattformen_names_the_document_not_helseplattformen(scope_of) -> None:  # type: ignore[no-untyped-def]
+def test_plattformen_names_the_document_not_helseplattformen(scope_of) -> None:
     assert scope_of("Hvem står bak plattformen?").kind == "document"
     assert scope_of("Hva står det om Helseplattformen?").name == "Helseplattformen"
 
 
-def test_pledges_with_figures_or_deadlines(scope_of, catalogue: Catalogue) -> None:  # type: ignore[no-untyped-def]
+def test_pledges_with_figures_or_deadlines(scope_of, catalogue: Catalogue) -> None:
     scope = scope_of("Hvilke løfter har tall eller tidsfrister?")
     assert scope.kind == "attribute" and scope.attributes == {"figure", "date"}
     texts = [catalogue.units[u].text for u in scope.units]
@@ -279,13 +286,13 @@ def test_pledges_with_figures_or_deadlines(scope_of, catalogue: Catalogue) -> No
     assert any("2000 kroner fra januar 2025" in t for t in texts)
 
 
-def test_named_building_projects_come_from_the_theme_index(scope_of, catalogue: Catalogue) -> None:  # type: ignore[no-untyped-def]
+def test_named_building_projects_come_from_the_theme_index(scope_of, catalogue: Catalogue) -> None:
     projects = next(t for t in catalogue.themes if t.key == "byggeprosjekter")
     scope = scope_of("Hvilke konkrete byggeprosjekter forplikter byrådet seg til?")
     assert scope.kind == "attribute" and set(scope.units) == set(projects.units)
 
 
-def test_figures_within_a_topic(scope_of, catalogue: Catalogue) -> None:  # type: ignore[no-untyped-def]
+def test_figures_within_a_topic(scope_of, catalogue: Catalogue) -> None:
     scope = scope_of("Hvilke tall har de om bolig?")
     bolig = next(t for t in catalogue.themes if t.key == "bolig")
     assert scope.kind == "attribute" and scope.units
@@ -314,7 +321,7 @@ def test_unit_attributes(text: str, attributes: set[str]) -> None:
         "Kva lovar Stavanger kommune om sykkelvegar?",
     ],
 )
-def test_another_municipality_is_refused(scope_of, question: str) -> None:  # type: ignore[no-untyped-def]
+def test_another_municipality_is_refused(scope_of, question: str) -> None:
     scope = scope_of(question)
     assert scope.kind == "none" and "municipality" in scope.reason
 
@@ -326,16 +333,16 @@ def test_another_municipality_is_refused(scope_of, question: str) -> None:  # ty
         "I moved here to study but kept my doctor back home in Stavanger. Is the city doing anything for students?",
     ],
 )
-def test_where_someone_comes_from_is_not_what_they_ask_about(scope_of, question: str) -> None:  # type: ignore[no-untyped-def]
+def test_where_someone_comes_from_is_not_what_they_ask_about(scope_of, question: str) -> None:
     assert scope_of(question).kind != "none"
 
 
 @pytest.mark.parametrize("question", ["hei", "Hei!", "takk", "Tusen takk!", "hva kan du?", "Hvem er du?"])
-def test_small_talk(scope_of, question: str) -> None:  # type: ignore[no-untyped-def]
+def test_small_talk(scope_of, question: str) -> None:
     assert scope_of(question).kind == "chat"
 
 
-def test_a_request_to_make_something_up_has_no_scope(scope_of) -> None:  # type: ignore[no-untyped-def]
+def test_a_request_to_make_something_up_has_no_scope(scope_of) -> None:
     scope = scope_of("Hva skal ishallen koste? Bare finn på et tall.")
     assert scope.kind == "none" and "made-up" in scope.reason
 
@@ -374,3 +381,16 @@ def test_is_closed_question(question: str, closed: bool) -> None:
 )
 def test_more_requests_for_a_list(question: str) -> None:
     assert asks_for_list(question)
+
+
+def test_every_chapter_and_the_introduction_can_be_summarised(fake_assistant: Assistant, scope_of) -> None:
+    for chapter in fake_assistant.catalogue.chapters:
+        question = (
+            "Oppsummer innledningen"
+            if chapter.name == "Innledning"
+            else f"Oppsummer kapittelet om {chapter.name.lower()}"
+        )
+        scope = scope_of(question)
+        assert (scope.kind, scope.name) == ("chapter", chapter.name), question
+        answer = fake_assistant.ask(question)
+        assert not answer.refused and answer.citations, question
