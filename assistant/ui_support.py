@@ -458,12 +458,14 @@ def corpus_title(corpus: Corpus) -> str:
 
 @dataclass(frozen=True)
 class ContextWindow:
-    """A cited unit among its neighbours: the same section (and sub-heading)."""
+    """A cited unit among its neighbours: the same section (and sub-heading). A cited statement
+    (one sentence of a passage) is shown as its passage with that sentence in `sentence`."""
 
     units: tuple[Unit, ...]
     target: int
     hidden_before: int
     hidden_after: int
+    sentence: str | None = None
 
     @property
     def unit(self) -> Unit:
@@ -474,6 +476,7 @@ class ContextIndex:
     """Where each unit sits in its section, for «show in context»."""
 
     def __init__(self, documents: Iterable[Document]) -> None:
+        documents = tuple(documents)
         self._groups: dict[str, tuple[tuple[Unit, ...], int]] = {}
         for document in documents:
             for chapter in document.chapters:
@@ -482,31 +485,54 @@ class ContextIndex:
                         group = tuple(u for u in section.units if u.subheading == subheading)
                         for position, unit in enumerate(group):
                             self._groups[unit.id] = (group, position)
+        #: Statements (`…/p1/s4`) are sentences of a passage, not units of a section of their own.
+        self._statements: dict[str, Unit] = {
+            s.id: s for d in documents for s in d.statements if s.parent is not None and s.parent in self._groups
+        }
 
     def __contains__(self, unit_id: object) -> bool:
-        return unit_id in self._groups
+        return unit_id in self._groups or unit_id in self._statements
 
     def unit(self, unit_id: str) -> Unit | None:
+        """The unit (pledge, passage or statement) with this id, or None."""
+        if unit_id in self._statements:
+            return self._statements[unit_id]
         found = self._groups.get(unit_id)
         return found[0][found[1]] if found is not None else None
 
     def window(self, unit_id: str, radius: int = CONTEXT_RADIUS) -> ContextWindow | None:
-        """The unit with up to `radius` neighbours each side, or None for an unknown id."""
-        found = self._groups.get(unit_id)
+        """The unit with up to `radius` neighbours each side, or None for an unknown id. A statement's
+        window is its passage's, with the statement as the sentence to highlight in it."""
+        statement = self._statements.get(unit_id)
+        found = self._groups.get(statement.parent if statement is not None and statement.parent else unit_id)
         if found is None:
             return None
         group, position = found
         start, stop = max(0, position - radius), min(len(group), position + radius + 1)
-        return ContextWindow(group[start:stop], position - start, start, len(group) - stop)
+        sentence = statement.text if statement is not None else None
+        return ContextWindow(group[start:stop], position - start, start, len(group) - stop, sentence)
 
 
-def _context_line(unit: Unit, *, highlighted: bool) -> str:
-    text = escape_markdown(" ".join(unit.text.split()))
+def _highlight(text: str) -> str:
+    return f":orange-background[**{text}**]"
+
+
+def _context_line(unit: Unit, *, highlighted: bool, sentence: str | None = None) -> str:
+    """One unit of the window; the cited one highlighted, or only its cited sentence when given."""
+    whole = " ".join(unit.text.split())
+    cited = " ".join(sentence.split()) if sentence else ""
+    if highlighted and cited and cited in whole:
+        before, _, after = whole.partition(cited)
+        text = escape_markdown(before) + _highlight(escape_markdown(cited)) + escape_markdown(after)
+        highlighted_whole = False
+    else:
+        text = escape_markdown(whole)
+        highlighted_whole = highlighted
     if unit.kind == "passage":
         text = f"«{text}»"
-    if highlighted:
-        return f"- :orange-background[**{text}**] :orange-badge[sitert]"
-    return f"- {text}"
+    if highlighted_whole:
+        return f"- {_highlight(text)} :orange-badge[sitert]"
+    return f"- {text} :orange-badge[sitert]" if highlighted else f"- {text}"
 
 
 def _count_points(n: int) -> str:
@@ -526,7 +552,7 @@ def context_markdown(window: ContextWindow) -> str:
     for i, unit in enumerate(window.units):
         if unit.kind == "pledge" and i > 0 and window.units[i - 1].kind == "passage":
             lines += ["", "Byrådet vil:", ""]
-        lines.append(_context_line(unit, highlighted=i == window.target))
+        lines.append(_context_line(unit, highlighted=i == window.target, sentence=window.sentence))
     if window.hidden_after:
         lines.append(f"- *… {_count_points(window.hidden_after)} etter*")
     return "\n".join(lines)

@@ -90,6 +90,22 @@ def about(message: Any) -> Any:
     return next(e for e in message.expander if e.label == ui.ABOUT_LABEL)
 
 
+def unescape(markdown: str) -> str:
+    """What a reader sees of escaped Markdown (backslash escapes resolved)."""
+    return re.sub(r"\\(.)", r"\1", markdown.replace(ui.WORD_JOINER, ""))
+
+
+def assert_quotes_its_citations(markdown: str, answer: Answer) -> None:
+    """The answer shows a marker for each citation and the opening words of each cited unit
+    verbatim: what matters, whatever lead the answer starts with."""
+    assert answer.citations
+    shown = " ".join(unescape(markdown).split())
+    for citation in answer.citations:
+        assert f":blue-badge[{citation.n}]" in markdown
+        opening = " ".join(citation.text.split()[:6])
+        assert opening in shown, (opening, shown[:300])
+
+
 def pledges(at: AppTest) -> tuple[Unit, ...]:
     return tuple(load_corpus(PROJECT_ROOT / "corpus").pledges)
 
@@ -190,8 +206,11 @@ def test_a_question_gets_an_answer_with_cited_pledges(app: AppTest) -> None:
     assert user.name == "user" and assistant.name == "assistant"
     assert user.text[0].value == FASTLEGE
     answer = assistant.markdown[0].value
+    turn = app.session_state["turns"][0]
     assert "Fastlegeordningen" in answer
     assert ":blue-badge[1]" in answer  # the [1] marker, linked visibly to source 1
+    assert_quotes_its_citations(answer, turn.answer)
+    assert all(c.chunk.unit_id.startswith("helse-og-eldre/fastlegeordningen/") for c in turn.answer.citations)
     labels = [e.label for e in sources(assistant)]
     # One line per source until opened: the nearest heading and the opening words.
     assert labels and labels[0].startswith(":blue-badge[1] **Fastlegeordningen** — ")
@@ -200,6 +219,13 @@ def test_a_question_gets_an_answer_with_cited_pledges(app: AppTest) -> None:
     context = pledge.markdown[0].value
     assert "orange-background" in context and "sitert" in context
     assert "Helse og eldre › Fastlegeordningen" in pledge.caption[0].value
+    # A cited statement (one sentence of a passage) opens as its passage with that sentence highlighted.
+    statement_id = "helse-og-eldre/fastlegeordningen/p1/s4"
+    assert statement_id in [c.chunk.unit_id for c in turn.answer.citations]
+    opened = next(e for e in sources(assistant) if f"ID: `{statement_id}`" in e.caption[0].value)
+    [marked] = re.findall(r":orange-background\[\*\*(.+?)\*\*\]", opened.markdown[0].value)
+    assert unescape(marked).startswith("Byrådet vil jobbe for at alle i Trondheim har sin egen fastlege")
+    assert "mangel på fastleger" in unescape(opened.markdown[0].value)  # the rest of the passage around it
     # The document's name and period stay visible; the technical details are in «Om svaret».
     assert ui.document_line("Leangen-erklæringen", "2024–2027") in [c.value for c in assistant.caption]
     assert not any("versjon" in c.value for c in assistant.caption if c not in about(assistant).caption)
@@ -293,6 +319,19 @@ def test_follow_ups_keep_the_thread_of_a_list(app: AppTest) -> None:
     ask(app, "og for studenter?")
     narrowed = app.session_state["turns"][4].answer.standalone_question
     assert narrowed == "Hva vil byrådet gjøre med kollektivtrafikken for studenter?"
+    # «hvorfor?» asks why of what the last answer gave (its one point, or the narrowed topic).
+    ask(app, "hvorfor?")
+    why = app.session_state["turns"][5].answer.standalone_question
+    previous = app.session_state["turns"][4].answer
+    assert why.startswith("Hvorfor vil byrådet ") and why != "hvorfor?"
+    assert why == follow_up.why_question(narrowed, previous.text)
+    points = follow_up.answer_points(previous.text)
+    if len({n for n, _ in points}) == 1:
+        assert points[0][1].split(".")[0].rstrip() in why
+    else:
+        assert "kollektivtrafikken for studenter" in why
+    # Each reading is shown, so the resident sees what was searched.
+    assert any(c.value == f"Tolket som: «{ui.escape_markdown(why)}»" for c in messages(app)[11].caption)
 
 
 def test_a_broad_answer_is_grouped_under_collapsible_chapters_with_counts(app: AppTest) -> None:
@@ -658,7 +697,9 @@ def test_the_local_backend_says_a_local_model_writes_and_falls_back_with_a_note(
     ask(at, FASTLEGE)
     _user, assistant = messages(at)
     assert any("Språkmodellen svarte ikke" in c.value and "TimeoutError" in c.value for c in assistant.caption)
-    assert assistant.markdown[0].value.startswith("Byrådet vil")  # the extractive answer
+    # The extractive answer: the cited pledges' own words, with their markers.
+    assert_quotes_its_citations(assistant.markdown[0].value, at.session_state["turns"][0].answer)
+    assert at.session_state["turns"][0].answer.backend == "extractive"
     assert not at.error
 
 
@@ -675,3 +716,49 @@ def test_a_missing_local_model_says_how_to_install_it(local_backend: Path, monke
 def test_the_writing_note_names_the_local_model() -> None:
     assert ui.writing_note("local").startswith("En lokal språkmodell skriver svaret …")
     assert ui.writing_note("openai") == ui.WRITING_NOTE
+
+
+# --- the real model over the project's index (integration) ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The app on its defaults (the real embedding model, the project's index, read only); the
+    feedback goes to a temporary file. Fails with what to run when the index is missing."""
+    if not (PROJECT_ROOT / "index" / "CURRENT").exists():
+        pytest.fail("no built index in ./index: run `make index` (`make test` does so before the tests)")
+    with pytest.MonkeyPatch.context() as patcher:
+        patcher.setenv("ASSISTANT_AUTO_BUILD_INDEX", "false")
+        patcher.setenv("ASSISTANT_FEEDBACK_DB", str(tmp_path_factory.mktemp("real-app") / "feedback.sqlite3"))
+        ui.wait_for_loaders()
+        st.cache_resource.clear()
+        yield
+        ui.wait_for_loaders()
+        st.cache_resource.clear()
+
+
+@pytest.mark.integration
+def test_a_nynorsk_question_is_answered_with_the_pledge_it_asks_about(real_env: None) -> None:
+    """The issue's self-contradicting refusal: the pledge that answers it was listed as related
+    pledge #1 under the refusal. Now it is the answer, and the bokmål wording gets the same."""
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    basseng = "kultur-idrett-og-friluftsliv/kultur-og-idrettsbyen-trondheim/idrett-og-friluftsliv/2"
+    for n, question in enumerate(
+        ("Kjem det nytt symjebasseng på austsida av byen?", "Blir det nytt svømmebasseng på østsiden av byen?")
+    ):
+        ask(at, question)
+        answer = at.session_state["turns"][n].answer
+        assert not answer.refused, answer.text
+        assert basseng in [c.chunk.unit_id for c in answer.citations]
+        reply = messages(at)[2 * n + 1]
+        assert not reply.info  # no refusal box, no related list under it
+        assert "bydelsbasseng øst på Moholt" in unescape(reply.markdown[0].value)
+        assert_quotes_its_citations(reply.markdown[0].value, answer)
+    # An English question: an English line says why the answer is in Norwegian, then the answer.
+    ask(at, "What will the council do about the regular GP scheme?")
+    english = at.session_state["turns"][2].answer
+    reply = messages(at)[5]
+    assert not english.refused
+    assert any(c.chunk.unit_id.startswith("helse-og-eldre/fastlegeordningen/") for c in english.citations)
+    assert reply.caption[0].value == f":material/translate: {ui.escape_markdown(ui.ENGLISH_LEAD)}"
+    assert "quotes its own words" in ui.ENGLISH_LEAD

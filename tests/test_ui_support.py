@@ -287,6 +287,36 @@ def test_context_markdown_marks_only_the_cited_pledge(context: ui.ContextIndex) 
     assert "punkt" not in markdown  # the whole (short) section is shown
 
 
+FASTLEGE_STATEMENT = "helse-og-eldre/fastlegeordningen/p1/s4"
+
+
+def test_a_cited_statement_is_shown_as_its_sentence_highlighted_within_its_passage(
+    context: ui.ContextIndex,
+) -> None:
+    statement = context.unit(FASTLEGE_STATEMENT)
+    assert statement is not None and statement.kind == "statement" and FASTLEGE_STATEMENT in context
+    window = context.window(FASTLEGE_STATEMENT)
+    assert window is not None
+    # The passage the sentence belongs to is the unit shown, among its neighbours.
+    assert window.unit.id == statement.parent == "helse-og-eldre/fastlegeordningen/p1"
+    assert window.sentence == statement.text
+    markdown = ui.context_markdown(window)
+    [cited] = [line for line in markdown.splitlines() if "sitert" in line]
+    # Only the sentence is highlighted; the rest of the passage stands around it, unmarked.
+    [marked] = re.findall(r":orange-background\[\*\*(.+?)\*\*\]", cited)
+    assert _unescape(marked) == statement.text
+    before = _unescape(cited.split(":orange-background[", 1)[0])
+    assert "mangel på fastleger" in before and before.startswith("- «")
+    assert markdown.count("orange-background") == 1
+
+
+def test_a_statement_without_its_sentence_in_the_passage_highlights_the_passage() -> None:
+    passage = Unit("d/p1", "passage", "Første setning. Andre setning.", "d", "Kap", "Sek", None, 1)
+    window = ui.ContextWindow((passage,), 0, 0, 0, sentence="En setning som ikke står der.")
+    [line] = [x for x in ui.context_markdown(window).splitlines() if "sitert" in x]
+    assert line.startswith("- :orange-background[**«") and "Første setning" in _unescape(line)
+
+
 def test_context_markdown_says_how_much_of_the_section_is_left_out(fake_assistant: Assistant) -> None:
     context = ui.ContextIndex(fake_assistant.corpus.documents)
     section = next(s for c in fake_assistant.corpus.documents[0].chapters for s in c.sections if len(s.units) > 20)
