@@ -256,6 +256,12 @@ def test_small_talk_gets_the_welcome_of_the_first_screen(app: AppTest, small_tal
     assert not assistant.expander  # no sources, no related pledges, no «Om svaret»
     assert not assistant.get("feedback")
     assert not assistant.info
+    # After a question too: small talk is not read as a follow-up of it.
+    ask(app, FASTLEGE)
+    ask(app, small_talk)
+    assert app.session_state["turns"][2].answer.decision == "chat"
+    assert [m.value for m in messages(app)[5].markdown] == [ui.welcome_markdown()]
+    assert [c.value for c in messages(app)[5].caption] == [f"{ui.EXAMPLES_INTRO}:"]  # no «Tolket som: …»
 
 
 def test_small_talk_examples_ask_their_question(app: AppTest) -> None:
@@ -546,6 +552,12 @@ def test_the_pledge_browser_lists_every_pledge(app: AppTest) -> None:
     )
     assert [b.label for b in app.download_button] == ["CSV", "Markdown"]
     assert len(app.get("pagination")) == 1
+    # The search is on the first screen; the filters wait, closed, in an expander (a phone's
+    # first screen would otherwise be all filters).
+    [filters] = [e for e in app.expander if e.label.startswith("Filtrer")]
+    assert [s.key for s in filters.selectbox] == ["kapittel", "overskrift", "tema"]
+    assert not filters.proto.expanded
+    assert not list(filters.text_input) and app.text_input(key="sok").value == ""
 
 
 def test_the_pledge_browser_filters_by_chapter_and_heading(app: AppTest) -> None:

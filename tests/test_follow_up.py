@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from assistant.core import Assistant
 from assistant.follow_up import answer_points, referenced_point, standalone, topic_span, with_qualifier
 from assistant.generation import heuristic_standalone
 
@@ -120,3 +121,11 @@ def test_a_long_new_question_stands_on_its_own_and_no_history_changes_nothing() 
 )
 def test_a_short_question_of_its_own_stands_alone_one_that_points_back_does_not(question: str, expected: str) -> None:
     assert standalone(question, [(FASTLEGE, FASTLEGE_ANSWER)]) == expected
+
+
+@pytest.mark.parametrize("small_talk", ["hei", "takk!", "hva kan du?"])
+def test_small_talk_after_a_question_is_answered_as_small_talk(fake_assistant: Assistant, small_talk: str) -> None:
+    """Not glued to the last question («Hva vil byrådet gjøre med fastlegeordningen? hei»)."""
+    answer = fake_assistant.ask(small_talk, [(FASTLEGE, FASTLEGE_ANSWER)])
+    assert answer.standalone_question == small_talk
+    assert answer.decision == "chat" and not answer.citations
