@@ -14,6 +14,7 @@ import logging
 import uuid
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from assistant import ui_support as ui
 from assistant.errors import AssistantError, InvalidQuestionError
@@ -100,11 +101,21 @@ def on_new_chat() -> None:
 
 
 def on_open_browser(filters: ui.BrowserFilters) -> None:
-    """From an answer to the same pledges in the browser (the filters go into the page's URL)."""
-    st.session_state["kapittel"] = filters.chapter
-    st.session_state["overskrift"] = filters.heading
-    st.session_state["tema"] = filters.theme
-    st.session_state["sok"] = filters.query
+    """From an answer to the same pledges in the browser, with the filters in the page's URL.
+
+    The browser's widgets are not drawn while the chat is shown, so a value set on them alone
+    would not reach the URL (Streamlit writes a bound parameter only for a widget it already
+    knows): the parameters are written too, and the widgets take their values from them."""
+    for key, value in ui.browser_params(filters).items():
+        st.session_state[key] = value
+        try:
+            if value == ui.FILTER_DEFAULTS[key]:
+                if key in st.query_params:
+                    del st.query_params[key]
+            else:
+                st.query_params[key] = value
+        except StreamlitAPIException:
+            pass  # bound to its widget, which writes it
     st.session_state["side"] = TAB_BROWSE
 
 
@@ -381,9 +392,8 @@ def on_chapter_change() -> None:
 
 
 def on_clear_filters(names: list[str]) -> None:
-    defaults = {"kapittel": ui.ALL, "overskrift": ui.ALL, "tema": ui.ALL_THEMES}
     for name in names:
-        st.session_state[name] = defaults[name]
+        st.session_state[name] = ui.FILTER_DEFAULTS[name]
 
 
 def browser_filters(lib: ui.Library) -> ui.BrowserFilters:

@@ -796,6 +796,15 @@ class BrowserFilters:
         return f"{noun} «{value}»"
 
 
+#: The browser's filters and search by their widget key (and URL parameter), at their defaults.
+FILTER_DEFAULTS: dict[str, str] = {"kapittel": ALL, "overskrift": ALL, "tema": ALL_THEMES, "sok": ""}
+
+
+def browser_params(filters: BrowserFilters) -> dict[str, str]:
+    """The filters by widget key (and URL parameter): «kapittel», «overskrift», «tema», «sok»."""
+    return {"kapittel": filters.chapter, "overskrift": filters.heading, "tema": filters.theme, "sok": filters.query}
+
+
 def filter_pledges(
     pledges: Sequence[Unit],
     chapter: str | None = None,

@@ -246,6 +246,23 @@ def test_a_heading_answer_links_to_the_heading_in_the_pledge_browser(app: AppTes
     assert count_line(app).startswith("**2** av 285")
 
 
+def test_an_answer_link_replaces_filters_left_in_the_browser(app: AppTest) -> None:
+    open_browser(app)
+    app.selectbox(key="kapittel").set_value("Byutvikling").run()
+    app.selectbox(key="tema").set_value("Sykkel").run()
+    app.session_state["side"] = "Spør erklæringen"
+    app.run()
+    ask(app, FASTLEGE)
+    turn = app.session_state["turns"][0]
+    app.button(key=f"browse-{turn.id}").click().run()
+    assert not app.exception
+    assert app.selectbox(key="kapittel").value == "Helse og eldre"
+    assert app.selectbox(key="tema").value == ui.ALL_THEMES
+    assert count_line(app).startswith("**2** av 285")
+    expected = {"side": TAB_BROWSE, "kapittel": "Helse og eldre", "overskrift": "Fastlegeordningen"}
+    assert dict(app.query_params) == expected
+
+
 @pytest.mark.parametrize("small_talk", ["hei", "takk", "hva kan du?"])
 def test_small_talk_gets_the_welcome_of_the_first_screen(app: AppTest, small_talk: str) -> None:
     ask(app, small_talk)
@@ -357,6 +374,7 @@ def test_a_broad_answer_is_grouped_under_collapsible_chapters_with_counts(app: A
     app.button(key=f"browse-{turn.id}").click().run()
     assert app.selectbox(key="tema").value == "Eldre"
     assert count_line(app).startswith("**16** av 285")
+    assert dict(app.query_params) == {"side": TAB_BROWSE, "tema": "Eldre"}
 
 
 def test_a_chapter_answer_links_to_the_chapter_in_the_pledge_browser(app: AppTest) -> None:
@@ -371,6 +389,8 @@ def test_a_chapter_answer_links_to_the_chapter_in_the_pledge_browser(app: AppTes
     assert not app.exception
     assert app.selectbox(key="kapittel").value == "Oppvekst og utdanning"
     assert count_line(app).startswith(f"**{sum(1 for p in pledges(app) if p.chapter == 'Oppvekst og utdanning')}**")
+    # The filtered list is in the page's URL, to share or bookmark.
+    assert dict(app.query_params) == {"side": TAB_BROWSE, "kapittel": "Oppvekst og utdanning"}
 
 
 # --- a generative backend (a scripted model in place of the endpoint) ---------------------------
