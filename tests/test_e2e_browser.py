@@ -29,7 +29,6 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import BrowserContext, Locator, Page, ViewportSize, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
-from pytest_socket import enable_socket
 
 from assistant.core import Assistant
 from assistant.settings import FAKE_MODEL, PROJECT_ROOT, load_settings
@@ -78,12 +77,6 @@ def _skip_without_chromium() -> None:
         reason = f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install -y chromium)"
         print(f"SKIPPED: {reason}")
         pytest.skip(reason)
-
-
-@pytest.fixture(autouse=True)
-def _loopback_allowed(_no_network: None) -> None:
-    """The suite switches sockets off per test; these tests talk to a server on 127.0.0.1."""
-    enable_socket()
 
 
 def _free_port() -> int:
@@ -184,7 +177,6 @@ def running_server(root: Path, cache_dir: Path, **settings: str) -> Iterator[Ser
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, session_cache_dir: Path) -> Iterator[Server]:
     _skip_without_chromium()
-    enable_socket()
     with running_server(tmp_path_factory.mktemp("e2e-server"), session_cache_dir) as running:
         yield running
 
@@ -373,9 +365,7 @@ def test_the_chat_on_a_phone(server: Server, browser: BrowserContext) -> None:
         # A broad answer: collapsible chapters with counts.
         send(page, "Hva gjør byrådet for eldre?")
         broad = wait_for_answer(page, 1)
-        groups = broad.locator('[data-testid="stExpander"] summary').filter(
-            has_text=re.compile(r"\d+ (løfte|punkt)")
-        )
+        groups = broad.locator('[data-testid="stExpander"] summary').filter(has_text=re.compile(r"\d+ (løfte|punkt)"))
         assert groups.count() >= 2
         groups.first.click()
         broad.locator('[data-testid="stExpanderDetails"] li').first.wait_for(timeout=ANSWER_TIMEOUT_MS)
@@ -406,13 +396,23 @@ def test_markup_in_a_question_stays_literal_in_the_browser(server: Server, brows
 
 
 def open_filters(page: Page) -> None:
-    page.get_by_text("Filtrer på kapittel, overskrift og tema").click()
+    page.get_by_text("Filtrer på kapittel, overskrift og tema", exact=True).click()
     page.get_by_text("Kapittel", exact=True).wait_for(timeout=ANSWER_TIMEOUT_MS)
 
 
 def choose(page: Page, label: str, option: str) -> None:
-    page.get_by_label(label).first.click()
-    page.get_by_role("option", name=option, exact=True).click()
+    """Pick an option of a select box. A rerun still drawing the page can close the list just
+    opened, so opening it is tried again (up to three times)."""
+    box = page.get_by_label(label).first
+    for attempt in range(3):
+        box.click()
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=ANSWER_TIMEOUT_MS // 6)
+            return
+        except PlaywrightTimeoutError:
+            if attempt == 2:
+                raise
+            page.keyboard.press("Escape")
 
 
 def test_pledge_browser_in_a_real_browser(server: Server, browser: BrowserContext) -> None:
