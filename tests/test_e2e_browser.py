@@ -313,6 +313,14 @@ def test_chat_answers_with_citations_in_a_real_browser(server: Server, browser: 
         details.get_by_text("sitert").wait_for(timeout=ANSWER_TIMEOUT_MS)
         assert "Byrådet vil:" in details.inner_text()
         assert "Helse og eldre › Fastlegeordningen" in details.inner_text()
+        # A cited statement (a sentence of a passage) opens as its passage, the sentence marked.
+        statement = next(n for n, i in enumerate(ids) if re.search(r"/p\d+/s\d+$", i))
+        sources.nth(statement).click()
+        details = message.locator('[class*="st-key-sources-"] [data-testid="stExpanderDetails"]').nth(statement)
+        details.get_by_text("sitert").wait_for(timeout=ANSWER_TIMEOUT_MS)
+        marked = details.locator("strong").filter(has_text="har sin egen fastlege")
+        assert marked.count() == 1 and "mangel på fastleger" not in marked.inner_text()
+        assert "mangel på fastleger" in details.inner_text()  # the passage around the sentence
 
         # The document's name stays visible; the technical details open under «Om svaret».
         assert "Kilde: Leangen-erklæringen (2024–2027)" in message.inner_text()
