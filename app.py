@@ -3,7 +3,8 @@
 A thin Norwegian UI over the `assistant` package: a chat with cited answers, a browser of every
 pledge for aides, and feedback on answers. The logic lives in `assistant/ui_support.py` and
 `assistant/feedback.py`; this file only lays out widgets. One assistant (model and index) is
-loaded per process and shared by every browser session.
+loaded per process and shared by every browser session; it loads behind the page, so the page and
+the welcome show at once and the first question waits only for what is still loading.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import uuid
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from assistant import ui_support as ui
 from assistant.errors import AssistantError, InvalidQuestionError
@@ -25,6 +27,8 @@ log = logging.getLogger("leangen.app")
 PLEDGES_PER_PAGE = 20
 TAB_CHAT = "Spør erklæringen"
 TAB_BROWSE = "Løfteoversikt"
+#: How often a page that is waiting for the model looks whether it is ready.
+LOADING_POLL_S = 1.0
 
 st.set_page_config(page_title=ui.APP_TITLE, page_icon="🏛️", layout="centered")
 # No developer toolbar ("Deploy") and never a traceback in the browser, whatever happens.
@@ -40,10 +44,18 @@ def get_settings() -> Settings:
     return settings
 
 
-@st.cache_resource(show_spinner="Laster språkmodell og søkeindeks …")
-def get_resources() -> ui.Resources:
-    """One assistant per process, built from the settings and warmed up."""
-    return ui.load_resources(get_settings())
+@st.cache_resource(show_spinner=False)
+def get_library() -> ui.Library:
+    """The corpus and the (not yet warmed-up) assistant: fast, and checks the settings."""
+    return ui.load_library(get_settings())
+
+
+@st.cache_resource(show_spinner=False)
+def get_loader() -> ui.Loader:
+    """One background load of the model and the index per process. It starts once the first
+    visit's page is drawn (`main`), or when a question needs it, whichever comes first."""
+    settings, library = get_settings(), get_library()
+    return ui.Loader(lambda: ui.load_resources(settings, library))
 
 
 @st.cache_resource(show_spinner=False)
@@ -68,6 +80,14 @@ def find_turn(turn_id: str) -> ui.Turn | None:
     return next((t for t in state_turns() if t.id == turn_id), None)
 
 
+def wait_for_resources(loader: ui.Loader) -> ui.Resources:
+    """The loaded assistant; while it is still loading, a spinner says why this takes a moment."""
+    if loader.ready:
+        return loader.result()
+    with st.spinner(ui.LOADING_SPINNER):
+        return loader.result()
+
+
 # --- callbacks (run before the script, on the next rerun) --------------------------------------
 
 
@@ -78,6 +98,25 @@ def on_example(question: str) -> None:
 def on_new_chat() -> None:
     st.session_state["turns"] = []
     st.session_state.pop("pending_question", None)
+
+
+def on_open_browser(filters: ui.BrowserFilters) -> None:
+    """From an answer to the same pledges in the browser, with the filters in the page's URL.
+
+    The browser's widgets are not drawn while the chat is shown, so a value set on them alone
+    would not reach the URL (Streamlit writes a bound parameter only for a widget it already
+    knows): the parameters are written too, and the widgets take their values from them."""
+    for key, value in ui.browser_params(filters).items():
+        st.session_state[key] = value
+        try:
+            if value == ui.FILTER_DEFAULTS[key]:
+                if key in st.query_params:
+                    del st.query_params[key]
+            else:
+                st.query_params[key] = value
+        except StreamlitAPIException:
+            pass  # bound to its widget, which writes it
+    st.session_state["side"] = TAB_BROWSE
 
 
 def on_feedback(turn_id: str, corpus_version: str) -> None:
@@ -162,22 +201,23 @@ def answer_live(res: ui.Resources, turn: ui.Turn, history: list[tuple[str, str]]
     slot.empty()
 
 
-def render_source(res: ui.Resources, n: int | None, chunk: ui.Located, unit_id: str, text: str | None = None) -> None:
-    """A cited (numbered) or related pledge; opening it shows the pledge among its neighbours."""
-    unit = res.context.unit(unit_id)
+def render_source(lib: ui.Library, n: int | None, chunk: ui.Located, unit_id: str, text: str | None = None) -> None:
+    """A cited (numbered) or related pledge, one line until opened; opened, it shows the pledge
+    among its neighbours and its whole place in the document."""
+    unit = lib.context.unit(unit_id)
     verbatim = text if text is not None else (unit.text if unit is not None else chunk.text)
     with st.expander(ui.source_label(n, chunk, verbatim)):
-        window = res.context.window(unit_id)
+        window = lib.context.window(unit_id)
         if window is not None:
             st.markdown(ui.context_markdown(window))
         else:
             st.markdown(ui.escape_markdown(verbatim))
-        title = res.titles.get(chunk.doc_id, res.title)
+        title = lib.titles.get(chunk.doc_id, lib.title)
         st.caption(f"ID: `{unit_id}` · {ui.escape_markdown(ui.citation_string(title, chunk))}")
 
 
-def render_feedback(turn: ui.Turn, res: ui.Resources) -> None:
-    st.feedback("thumbs", key=f"fb-{turn.id}", on_change=on_feedback, args=(turn.id, res.corpus_version))
+def render_feedback(turn: ui.Turn, lib: ui.Library) -> None:
+    st.feedback("thumbs", key=f"fb-{turn.id}", on_change=on_feedback, args=(turn.id, lib.corpus_version))
     if turn.feedback_id is None:
         return
     if turn.comment_sent:
@@ -199,7 +239,27 @@ def render_user(turn: ui.Turn) -> None:
         st.text(turn.question)
 
 
-def render_reply(turn: ui.Turn, res: ui.Resources, *, typewriter: bool = False) -> None:
+def render_grouped(grouped: ui.GroupedAnswer) -> None:
+    """A broad answer: its lead, then one collapsible group per chapter (or heading) with a count."""
+    st.markdown(grouped.lead)
+    if grouped.loose:
+        st.markdown(grouped.loose)
+    for group in grouped.groups:
+        with st.expander(group.label, expanded=len(grouped.groups) == 1):
+            st.markdown(group.markdown)
+            st.caption("ID: " + " · ".join(f"`{unit_id}`" for unit_id in group.unit_ids))
+
+
+def render_about(turn: ui.Turn, lib: ui.Library) -> None:
+    """The document's name and period stay visible; how the answer was made is one click away."""
+    assert turn.answer is not None
+    st.caption(ui.document_line(lib.title, lib.period))
+    with st.expander(ui.ABOUT_LABEL, type="compact", key=f"about-{turn.id}"):
+        for line in ui.about_answer(turn.answer, lib.corpus_version):
+            st.caption(line)
+
+
+def render_reply(turn: ui.Turn, lib: ui.Library, *, typewriter: bool = False) -> None:
     """The body of an assistant message (inside `st.chat_message`)."""
     answer = turn.answer
     if answer is None:
@@ -208,17 +268,28 @@ def render_reply(turn: ui.Turn, res: ui.Resources, *, typewriter: bool = False) 
         else:
             st.error(turn.message or ui.GENERIC_ERROR)
         return
+    if answer.decision == "chat":
+        # Small talk («hei», «takk», «hva kan du?») gets the welcome of the first screen.
+        render_welcome(f"example-{turn.id}")
+        return
+    lead = ui.english_lead(answer)
+    if lead:
+        st.caption(f":material/translate: {ui.escape_markdown(lead)}")
     standalone = ui.interpreted_as(answer)
     if standalone:
         st.caption(f"Tolket som: «{ui.escape_markdown(standalone)}»")
     if answer.note:
         st.caption(f":material/info: {ui.escape_markdown(answer.note)}")
+    grouped = ui.group_answer(answer)
     if answer.refused:
         st.info(ui.escape_markdown(answer.text), icon=":material/info:")
         if answer.related:
-            st.markdown(f"**{ui.RELATED_HEADING}** · {ui.escape_markdown(ui.RELATED_NOTE)}")
-            for chunk in answer.related:
-                render_source(res, None, chunk, chunk.unit_id)
+            with st.container(key=f"related-{turn.id}"):
+                st.markdown(f"**{ui.RELATED_HEADING}** · {ui.escape_markdown(ui.RELATED_NOTE)}")
+                for chunk in answer.related:
+                    render_source(lib, None, chunk, chunk.unit_id)
+    elif grouped is not None:
+        render_grouped(grouped)
     else:
         markdown = ui.answer_markdown(answer.text)
         if typewriter:
@@ -229,52 +300,81 @@ def render_reply(turn: ui.Turn, res: ui.Resources, *, typewriter: bool = False) 
         with st.container(key=f"sources-{turn.id}"):
             st.markdown(f"**{ui.SOURCES_HEADING}**")
             for citation in answer.citations:
-                render_source(res, citation.n, citation.chunk, citation.chunk.unit_id, citation.text)
-    st.caption(ui.transparency_caption(answer, res.title, res.corpus_version))
-    render_feedback(turn, res)
+                render_source(lib, citation.n, citation.chunk, citation.chunk.unit_id, citation.text)
+    link = ui.browser_link(answer, lib.pledges, lib.themes)
+    if link is not None:
+        st.button(
+            link.label,
+            key=f"browse-{turn.id}",
+            on_click=on_open_browser,
+            args=(link.filters,),
+            icon=":material/format_list_bulleted:",
+            type="tertiary",
+        )
+    render_about(turn, lib)
+    render_feedback(turn, lib)
 
 
-def render_turn(turn: ui.Turn, res: ui.Resources) -> None:
+def render_turn(turn: ui.Turn, lib: ui.Library) -> None:
     render_user(turn)
     with st.chat_message("assistant"):
-        render_reply(turn, res)
+        render_reply(turn, lib)
 
 
-def ask_new(turn: ui.Turn, res: ui.Resources, history: list[tuple[str, str]]) -> None:
-    """Ask, showing the answer as it comes: the model's own stream, or the typewriter."""
+def ask_new(turn: ui.Turn, lib: ui.Library, loader: ui.Loader, history: list[tuple[str, str]]) -> None:
+    """Ask, showing the answer as it comes: the model's own stream, or the typewriter. A question
+    asked while the model is still loading waits for it, with a spinner."""
     render_user(turn)
     with st.chat_message("assistant"):
+        try:
+            res = wait_for_resources(loader)
+        except Exception as exc:
+            fail(turn, exc)
+            render_reply(turn, lib)
+            return
         if res.assistant.generative:
             answer_live(res, turn, history)
-            render_reply(turn, res)
+            render_reply(turn, lib)
         else:
             answer_at_once(res, turn, history)
-            render_reply(turn, res, typewriter=True)
+            render_reply(turn, lib, typewriter=True)
 
 
-def render_welcome() -> None:
-    st.markdown(
-        "Spør om **Leangen-erklæringen**, den politiske plattformen til byrådet i Trondheim "
-        "(Høyre, MDG og Venstre, 2024–2027). Svarene bygger bare på erklæringen, og hvert løfte "
-        "siteres ordrett med nummer og kilde. Står ikke temaet i erklæringen, sier assistenten fra."
-    )
-    st.caption("Prøv et eksempel:")
+def render_welcome(key_prefix: str = "example") -> None:
+    """What the assistant does and does not do, and example questions to start from."""
+    st.markdown(ui.welcome_markdown())
+    st.caption(f"{ui.EXAMPLES_INTRO}:")
     columns = st.columns(2)
     for i, question in enumerate(ui.EXAMPLE_QUESTIONS):
-        columns[i % 2].button(question, key=f"example-{i}", on_click=on_example, args=(question,), width="stretch")
+        columns[i % 2].button(question, key=f"{key_prefix}-{i}", on_click=on_example, args=(question,), width="stretch")
 
 
-def chat_page(res: ui.Resources, prompt: str | None) -> None:
+def loading_status(loader: ui.Loader) -> None:
+    """While the model loads: a line saying so, which looks every second and reruns the page when
+    the model is ready (or failed, so the page can say so)."""
+    if loader.ready:
+        return
+
+    def status() -> None:
+        if loader.ready:
+            st.rerun(scope="app")
+        st.caption(f":material/hourglass_top: {ui.LOADING_NOTE}")
+
+    st.fragment(status, run_every=LOADING_POLL_S, key="loading-status")()
+
+
+def chat_page(lib: ui.Library, loader: ui.Loader, prompt: str | None) -> None:
     top = st.container()
     turns = state_turns()
     question = st.session_state.pop("pending_question", None) or prompt
     if not turns and question is None:
         render_welcome()
+        loading_status(loader)
     for turn in turns:
-        render_turn(turn, res)
+        render_turn(turn, lib)
     if question is not None:
         new_turn = ui.Turn(question=question)
-        ask_new(new_turn, res, ui.history_pairs(turns))
+        ask_new(new_turn, lib, loader, ui.history_pairs(turns))
         # Kept only once answered: a run cut short (a newer question) leaves no half turn behind.
         turns.append(new_turn)
     if turns:
@@ -288,70 +388,105 @@ def chat_page(res: ui.Resources, prompt: str | None) -> None:
 
 
 def on_chapter_change() -> None:
-    st.session_state["filter_section"] = ui.ALL
+    st.session_state["overskrift"] = ui.ALL
 
 
-def browser_page(res: ui.Resources) -> None:
-    st.markdown(
-        "Alle løftene i erklæringen, med ID og kildehenvisning. Filtrer på kapittel og seksjon, "
-        "eller søk med ord – søket forstår bøyningsformer, sammensatte ord og skrivefeil."
+def on_clear_filters(names: list[str]) -> None:
+    for name in names:
+        st.session_state[name] = ui.FILTER_DEFAULTS[name]
+
+
+def browser_filters(lib: ui.Library) -> ui.BrowserFilters:
+    """The search box, and the filters in an expander (on a phone they would fill the first
+    screen). Every value is bound to the page's URL, so a link reproduces the view."""
+    query = st.text_input(
+        "Søk i løftene",
+        key="sok",
+        bind="query-params",
+        placeholder="For eksempel «sykkel» eller «barnehage»",
     )
-    tree = ui.chapters_and_sections(res.pledges)
-    left, right = st.columns(2)
-    chapter = left.selectbox("Kapittel", [ui.ALL, *tree], key="filter_chapter", on_change=on_chapter_change)
-    sections = tree.get(chapter) if chapter != ui.ALL else [s for group in tree.values() for s in group]
-    section = right.selectbox("Seksjon", [ui.ALL, *(sections or [])], key="filter_section")
-    query = st.text_input("Søk i løftene", key="filter_query", placeholder="For eksempel «sykkel» eller «barnehage»")
+    tree = ui.chapters_and_sections(lib.pledges)
+    with st.expander("Filtrer på kapittel, overskrift og tema", icon=":material/filter_list:"):
+        chapter = st.selectbox(
+            "Kapittel", [ui.ALL, *tree], key="kapittel", on_change=on_chapter_change, bind="query-params"
+        )
+        heading = st.selectbox(
+            "Overskrift", ui.heading_options(lib.pledges, chapter), key="overskrift", bind="query-params"
+        )
+        theme = st.selectbox("Tema", [ui.ALL_THEMES, *(t.name for t in lib.themes)], key="tema", bind="query-params")
+    return ui.BrowserFilters(chapter, heading, theme, query)
 
+
+def browser_page(lib: ui.Library, loader: ui.Loader) -> None:
+    st.markdown(
+        "Alle løftene i erklæringen, med ID og kildehenvisning. Søk med ord – søket forstår "
+        "bøyningsformer, sammensatte ord og skrivefeil – og filtrer på kapittel, overskrift og tema."
+    )
+    filters = browser_filters(lib)
     ranked: list[str] | None = None
-    lexical = True
-    if query.strip():
+    match: ui.SearchMatch = "words"
+    if filters.query.strip():
         try:
-            ranked, lexical = ui.search_ranking(res.assistant.search(query, res.n_chunks))
+            res = wait_for_resources(loader)
+            hits = res.assistant.search(filters.query, res.n_chunks)
+            ranked, match = ui.search_ranking(hits, res.terms, res.positions, filters.query)
         except InvalidQuestionError as exc:
             st.warning(ui.user_message(exc))
         except AssistantError as exc:
             log.error("search failed: %s", exc)
             st.error(ui.user_message(exc))
             return
-    selection = ui.filter_pledges(res.pledges, chapter, section, ranked)
+    selection = ui.apply_filters(lib.pledges, filters, lib.themes, ranked)
 
-    summary = f"**{len(selection)}** av {len(res.pledges)} løfter"
-    if ranked is not None:
-        summary += ", mest relevante først" if lexical else ""
-    info, csv_col, md_col = st.columns([3, 1, 1], vertical_alignment="center")
-    info.markdown(summary)
-    description = ui.selection_description(chapter, section, query)
-    csv_col.download_button(
-        "CSV",
-        data=ui.pledges_csv(selection, res.titles),
-        file_name=ui.export_filename("csv"),
-        mime="text/csv",
-        key="export-csv",
-        on_click="ignore",
-        icon=":material/download:",
-        width="stretch",
-        disabled=not selection,
-    )
-    md_col.download_button(
-        "Markdown",
-        data=ui.pledges_markdown(selection, res.titles, description),
-        file_name=ui.export_filename("md"),
-        mime="text/markdown",
-        key="export-md",
-        on_click="ignore",
-        icon=":material/download:",
-        width="stretch",
-        disabled=not selection,
-    )
-    if ranked is not None and not lexical:
-        st.info("Ingen løfter inneholder ordene i søket; her er de nærmeste etter mening.", icon=":material/search:")
+    summary = f"**{len(selection)}** av {len(lib.pledges)} løfter"
+    if ranked is not None and match != "meaning":
+        summary += ", mest relevante først"
+    active = [filters.describe(name) for name in filters.active()]
+    description = ui.selection_description(filters.chapter, filters.heading, filters.query, filters.theme)
+    with st.container(horizontal=True, vertical_alignment="center", key="browse-summary"):
+        st.markdown(summary, width="content")
+        st.download_button(
+            "CSV",
+            data=ui.pledges_csv(selection, lib.titles),
+            file_name=ui.export_filename("csv"),
+            mime="text/csv",
+            key="export-csv",
+            on_click="ignore",
+            icon=":material/download:",
+            disabled=not selection,
+        )
+        st.download_button(
+            "Markdown",
+            data=ui.pledges_markdown(selection, lib.titles, description),
+            file_name=ui.export_filename("md"),
+            mime="text/markdown",
+            key="export-md",
+            on_click="ignore",
+            icon=":material/download:",
+            disabled=not selection,
+        )
+    if active:
+        st.caption(ui.escape_markdown("Filter: " + " · ".join(active)))
+    if ranked is not None and ui.SEARCH_NOTES[match]:
+        st.info(ui.SEARCH_NOTES[match], icon=":material/search:")
     if not selection:
-        st.info("Ingen løfter passer til filteret.", icon=":material/filter_alt_off:")
+        hiding, hidden = ui.hiding_filters(lib.pledges, filters, lib.themes, ranked)
+        if hiding:
+            st.warning(ui.escape_markdown(ui.hidden_message(filters, hiding, hidden)), icon=":material/filter_alt_off:")
+            st.button(
+                "Fjern filteret" if len(hiding) == 1 else "Fjern filtrene",
+                key="clear-filters",
+                on_click=on_clear_filters,
+                args=(hiding,),
+                icon=":material/filter_alt_off:",
+            )
+        else:
+            st.info("Ingen løfter passer til søket.", icon=":material/filter_alt_off:")
         return
 
     pages = ui.page_count(len(selection), PLEDGES_PER_PAGE)
-    filter_key = hashlib.sha1(f"{chapter}\x1f{section}\x1f{query}".encode(), usedforsecurity=False).hexdigest()[:8]
+    state = "\x1f".join((filters.chapter, filters.heading, filters.theme, filters.query))
+    filter_key = hashlib.sha1(state.encode(), usedforsecurity=False).hexdigest()[:8]
     page = 1
     footer = st.container()
     if pages > 1:
@@ -365,31 +500,35 @@ def browser_page(res: ui.Resources) -> None:
             current = heading
         with st.container(border=True, key=f"pledge-{unit.id.replace('/', '--')}"):
             st.markdown(ui.escape_markdown(unit.text))
-            st.code(ui.citation_string(res.titles.get(unit.doc_id, res.title), unit), language=None, wrap_lines=True)
+            st.code(ui.citation_string(lib.titles.get(unit.doc_id, lib.title), unit), language=None, wrap_lines=True)
             st.caption(f"ID: `{unit.id}`")
 
 
 # --- the page -------------------------------------------------------------------------------------
 
 
-def sidebar(res: ui.Resources) -> None:
+def sidebar(lib: ui.Library, loader: ui.Loader) -> None:
     with st.sidebar:
         st.markdown(f"### {ui.APP_TITLE}")
         st.markdown(
-            f"Svarer ut fra **{ui.escape_markdown(res.title)}** ({len(res.pledges)} løfter), "
-            "byrådsplattformen for Trondheim 2024–2027."
+            f"Svarer ut fra **{ui.escape_markdown(lib.title)}** ({len(lib.pledges)} løfter), "
+            f"byrådsplattformen for Trondheim {ui.escape_markdown(lib.period)}."
         )
-        how = ui.method_description(res.assistant.settings.backend)
+        how = ui.method_description(lib.assistant.settings.backend)
         st.caption(
             f"{how} Tallene i svaret viser til kildene under, og kildene kan åpnes for å se løftet i sammenheng."
         )
-        st.caption(f"Korpusversjon `{res.corpus_version}` · metode: {res.assistant.settings.backend}")
+        st.caption(f"Korpusversjon `{lib.corpus_version}` · metode: {lib.assistant.settings.backend}")
 
 
 def main() -> None:
+    st.html(ui.PAGE_STYLE)
     st.title(ui.APP_TITLE, anchor=False)
     try:
-        res = get_resources()
+        lib = get_library()
+        loader = get_loader()
+        if loader.error is not None:
+            raise loader.error
     except AssistantError as exc:
         log.error("assistant could not be loaded: %s", exc)
         st.error(ui.user_message(exc))
@@ -398,15 +537,17 @@ def main() -> None:
         log.exception("assistant could not be loaded")
         st.error(ui.GENERIC_ERROR)
         st.stop()
-    sidebar(res)
-    chat_tab, browse_tab = st.tabs([TAB_CHAT, TAB_BROWSE], key="side", on_change="rerun")
+    sidebar(lib, loader)
+    chat_tab, browse_tab = st.tabs([TAB_CHAT, TAB_BROWSE], key="side", on_change="rerun", bind="query-params")
     if chat_tab.open is not False:
         prompt = st.chat_input(ui.CHAT_PLACEHOLDER, key="question")
         with chat_tab:
-            chat_page(res, prompt)
+            chat_page(lib, loader, prompt)
     if browse_tab.open:
         with browse_tab:
-            browser_page(res)
+            browser_page(lib, loader)
+    # Drawn first, loaded second: the load's imports would otherwise slow the first page down.
+    loader.start()
 
 
 main()

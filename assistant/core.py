@@ -40,7 +40,7 @@ from assistant.index import SearchIndex, build_index, load_index
 from assistant.llms import GENERATIVE_BACKENDS, LLM_ERRORS, check_backend, make_chat_model
 from assistant.relevance import Calibration, TermIndex, aspect_questions
 from assistant.retrieval import HybridSearcher, PlatformRetriever, Scored, ranking
-from assistant.scope import Catalogue, resolve_scope
+from assistant.scope import Catalogue, is_small_talk, resolve_scope
 from assistant.settings import Settings
 from assistant.text import looks_english
 from assistant.types import Answer, AnswerScope, Chunk, Citation, Hit
@@ -317,8 +317,9 @@ class Assistant:
         return [key.get_secret_value()] if key is not None else []
 
     def _condense(self, question: str, history: History) -> str:
-        """A follow-up becomes a standalone question: by the model where there is one."""
-        if not history:
+        """A follow-up becomes a standalone question: by the model where there is one. Small talk
+        («hei», «takk») is never a follow-up: glued to the last question it would be answered as that."""
+        if not history or is_small_talk(question):
             return question
         if not self.generative:
             return heuristic_standalone(question, history)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from langchain_core.prompts import ChatPromptTemplate
 
+from assistant import follow_up
 from assistant.citations import GuardResult, SupportResult, check_support, guard
 from assistant.composing import REFUSAL
 from assistant.types import Chunk
@@ -104,7 +105,6 @@ FALLBACK_ECHO = (
     "direkte fra erklæringen."
 )
 FALLBACK_MODEL_FAILED = "Språkmodellen svarte ikke ({reason}), så svaret under er satt sammen direkte fra erklæringen."
-FOLLOW_UP_OPENERS = re.compile(r"^(og|men|hva med|kva med|enn|også|what about|and)\b", re.IGNORECASE)
 
 
 def format_sources(chunks: Sequence[Chunk]) -> str:
@@ -121,13 +121,9 @@ def format_history(history: Sequence[tuple[str, str]]) -> str:
 
 
 def heuristic_standalone(question: str, history: Sequence[tuple[str, str]]) -> str:
-    """Without a language model: a short follow-up ("og for studenter?") borrows the previous question."""
-    if not history:
-        return question
-    short = len(question.split()) <= 5
-    if short or FOLLOW_UP_OPENERS.match(question.strip()):
-        return f"{history[-1][0]} {question}"
-    return question
+    """Without a language model: a follow-up keeps the thread by what it refers to (a new topic, a
+    group, why, a point of the answer); see `assistant.follow_up`."""
+    return follow_up.standalone(question, history)
 
 
 def _normalise(text: str) -> str:

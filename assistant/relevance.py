@@ -30,6 +30,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 from wordfreq import zipf_frequency
 
+from assistant.nynorsk import bokmal_spelling
 from assistant.text import Decompounder, content_words, stem
 from assistant.types import Chunk
 
@@ -126,7 +127,7 @@ class TermIndex:
     @lru_cache(maxsize=20_000)  # noqa: B019 - lives as long as the index
     def correct(self, term: str, *, common_word: bool = False) -> str:
         """The corpus term a misspelt or dialect query term most likely means ("barnhag" ->
-        "barnehag", "skolan" -> "skol").
+        "barnehag", "skolan" -> "skol", "symjebasseng" -> "svømmebasseng").
 
         A term the corpus uses, or begins, is not a typo: "trikk" stays "trikk" (it begins
         "trikkelinjen") instead of becoming the nearby word "trekk". Nor is the stem of a
@@ -138,6 +139,12 @@ class TermIndex:
         # against the platform's own words first (the expansions' Trøndersk questions use them too).
         if term.endswith("an") and term not in self._df and (bokmal := stem(term[:-2] + "ene")) in self._df:
             return bokmal
+        # Nynorsk and dialect spellings of a platform word: «symjebasseng», «austsida» (see
+        # `assistant.nynorsk`); a rewrite counts only when the platform uses its result.
+        if term not in self._known_terms and not self._begins_known_term(term):
+            bokmal = bokmal_spelling(term)
+            if bokmal != term and (bokmal in self._known_terms or self._begins_known_term(bokmal)):
+                return bokmal
         if (
             common_word
             or term in self._known_terms

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from assistant.core import Assistant
+from assistant.nynorsk import bokmal_spelling
 from assistant.relevance import MAX_ASPECTS, Calibration, TermIndex, aspect_questions, is_common_word
 from assistant.scope import asks_for_invention, asks_for_list, asks_quantity
 from assistant.text import stem
@@ -35,6 +36,26 @@ def test_words_the_corpus_uses_or_begins_are_left_alone(terms: TermIndex, word: 
 @pytest.mark.parametrize(("trondersk", "bokmal"), [("skolan", "skolene"), ("barnehagan", "barnehagene")])
 def test_trondersk_definite_plurals_mean_the_platforms_words(terms: TermIndex, trondersk: str, bokmal: str) -> None:
     assert terms.correct(stem(trondersk)) == stem(bokmal)
+
+
+@pytest.mark.parametrize(
+    ("nynorsk", "bokmal"),
+    [("symjebasseng", "svømmebasseng"), ("austsida", "østsiden"), ("symjehallen", "svømmehallen")],
+)
+def test_nynorsk_spellings_of_platform_words_are_words_the_platform_uses(
+    terms: TermIndex, nynorsk: str, bokmal: str
+) -> None:
+    assert terms.word_stem(nynorsk) == stem(bokmal)
+    assert terms.known(terms.query_words(nynorsk)[0])
+    # The question has no word left that the platform never uses: nothing to refuse it for.
+    assert terms.without_unknown_words(f"Kjem det nytt {nynorsk}?") is None
+
+
+def test_a_nynorsk_rewrite_counts_only_when_the_platform_uses_its_result(terms: TermIndex) -> None:
+    # «klausul» has the piece «laus» but «kløsul» is no platform word: left as typed.
+    assert terms.correct("klausul") == "klausul"
+    assert bokmal_spelling("heimetenest") == "hjemmetjenest"
+    assert bokmal_spelling("barnehage") == "barnehage"
 
 
 def test_a_typo_that_derails_the_stemmer_is_read_as_the_long_platform_term_it_extends(terms: TermIndex) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
@@ -13,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from assistant import ui_support as ui
-from assistant.composing import REFUSAL
+from assistant.composing import REFUSAL, WELCOME
 from assistant.core import Assistant
 from assistant.errors import (
     AssistantError,
@@ -25,7 +26,8 @@ from assistant.errors import (
     InvalidQuestionError,
     ModelUnavailableError,
 )
-from assistant.types import Answer, Chunk, Citation, Hit, Unit
+from assistant.relevance import TermIndex
+from assistant.types import Answer, AnswerScope, Chunk, Citation, Hit, Unit
 from tests.conftest import FakeSettings
 
 FASTLEGE_1 = "helse-og-eldre/fastlegeordningen/1"
@@ -201,12 +203,14 @@ def test_citation_string_and_heading_path() -> None:
     assert ui.heading_path(with_sub) == "Helse og eldre › Fastlegeordningen › Legevakt"
 
 
-def test_source_label_has_the_marker_place_and_opening_words() -> None:
+def test_source_label_has_the_marker_nearest_heading_and_opening_words() -> None:
     chunk = _chunk(FASTLEGE_1, text="vurdere forsøk med tverrfaglige fastlegekontor " * 5)
     label = ui.source_label(1, chunk)
-    assert label.startswith(":blue-badge[1] **Helse og eldre › Fastlegeordningen**")
-    assert "vurdere forsøk" in label and label.endswith("…")
+    # A short path: one line on a phone until the source is opened (where the whole path is).
+    assert label.startswith(":blue-badge[1] **Fastlegeordningen** — vurdere forsøk")
+    assert label.endswith("…") and len(_unescape(label)) < 110
     assert not ui.source_label(None, chunk).startswith(":blue-badge")
+    assert ui.short_place(_chunk("x/y/z/1", subheading="Legevakt")) == "Legevakt"
 
 
 @pytest.mark.parametrize(
@@ -283,6 +287,36 @@ def test_context_markdown_marks_only_the_cited_pledge(context: ui.ContextIndex) 
     assert "punkt" not in markdown  # the whole (short) section is shown
 
 
+FASTLEGE_STATEMENT = "helse-og-eldre/fastlegeordningen/p1/s4"
+
+
+def test_a_cited_statement_is_shown_as_its_sentence_highlighted_within_its_passage(
+    context: ui.ContextIndex,
+) -> None:
+    statement = context.unit(FASTLEGE_STATEMENT)
+    assert statement is not None and statement.kind == "statement" and FASTLEGE_STATEMENT in context
+    window = context.window(FASTLEGE_STATEMENT)
+    assert window is not None
+    # The passage the sentence belongs to is the unit shown, among its neighbours.
+    assert window.unit.id == statement.parent == "helse-og-eldre/fastlegeordningen/p1"
+    assert window.sentence == statement.text
+    markdown = ui.context_markdown(window)
+    [cited] = [line for line in markdown.splitlines() if "sitert" in line]
+    # Only the sentence is highlighted; the rest of the passage stands around it, unmarked.
+    [marked] = re.findall(r":orange-background\[\*\*(.+?)\*\*\]", cited)
+    assert _unescape(marked) == statement.text
+    before = _unescape(cited.split(":orange-background[", 1)[0])
+    assert "mangel på fastleger" in before and before.startswith("- «")
+    assert markdown.count("orange-background") == 1
+
+
+def test_a_statement_without_its_sentence_in_the_passage_highlights_the_passage() -> None:
+    passage = Unit("d/p1", "passage", "Første setning. Andre setning.", "d", "Kap", "Sek", None, 1)
+    window = ui.ContextWindow((passage,), 0, 0, 0, sentence="En setning som ikke står der.")
+    [line] = [x for x in ui.context_markdown(window).splitlines() if "sitert" in x]
+    assert line.startswith("- :orange-background[**«") and "Første setning" in _unescape(line)
+
+
 def test_context_markdown_says_how_much_of_the_section_is_left_out(fake_assistant: Assistant) -> None:
     context = ui.ContextIndex(fake_assistant.corpus.documents)
     section = next(s for c in fake_assistant.corpus.documents[0].chapters for s in c.sections if len(s.units) > 20)
@@ -320,6 +354,18 @@ def test_history_pairs_keep_answered_turns_in_order() -> None:
         ui.Turn("andre", answer=_answer("svar 2")),
     ]
     assert ui.history_pairs(turns) == [("første", "svar 1"), ("andre", "svar 2")]
+
+
+def test_history_pairs_hold_what_a_follow_up_was_read_as_and_leave_out_small_talk() -> None:
+    follow_up = replace(
+        _answer("svar 2"), question="og hva med kollektiv?", standalone_question="Alle løfter om kollektiv"
+    )
+    turns = [
+        ui.Turn("Alle løfter om sykkel", answer=_answer("svar 1")),
+        ui.Turn("og hva med kollektiv?", answer=follow_up),
+        ui.Turn("takk", answer=replace(_answer("Hei! …"), decision="chat")),
+    ]
+    assert ui.history_pairs(turns) == [("Alle løfter om sykkel", "svar 1"), ("Alle løfter om kollektiv", "svar 2")]
 
 
 def test_ask_with_history_passes_the_conversation_on() -> None:
@@ -424,24 +470,58 @@ def _hit(unit_id: str, score: float, bm25: float, kind: str = "pledge") -> Hit:
     return Hit(chunk=_chunk(unit_id, kind=kind), score=score, dense_score=score, bm25_score=bm25)
 
 
-def test_search_ranking_keeps_pledges_that_contain_a_query_word() -> None:
+def test_search_ranking_without_a_term_index_keeps_pledges_with_a_bm25_score() -> None:
     hits = [_hit("p/1", 0.9, 0.0), _hit("x/p1", 0.8, 3.0, kind="passage"), _hit("p/2", 0.7, 2.0), _hit("p/3", 0.6, 1.0)]
-    assert ui.search_ranking(hits) == (["p/2", "p/3"], True)
+    assert ui.search_ranking(hits) == (["p/2", "p/3"], "words")
 
 
 def test_search_ranking_falls_back_to_the_nearest_pledges() -> None:
     hits = [_hit(f"p/{i}", 1.0 - i / 100, 0.0) for i in range(30)] + [_hit("x/p1", 0.5, 0.0, kind="passage")]
-    ids, lexical = ui.search_ranking(hits)
-    assert not lexical
+    ids, match = ui.search_ranking(hits)
+    assert match == "meaning"
     assert ids == [f"p/{i}" for i in range(ui.SEARCH_FALLBACK)]
 
 
-def test_search_ranking_over_the_real_index(fake_assistant: Assistant) -> None:
-    hits = fake_assistant.search("fastlege", len(fake_assistant.index.chunks))
-    ids, lexical = ui.search_ranking(hits)
-    assert lexical
+@pytest.fixture(scope="module")
+def terms(fake_assistant: Assistant) -> tuple[TermIndex, dict[str, int]]:
+    index = fake_assistant.index
+    return TermIndex(list(index.chunks), index.decompounder), {c.id: i for i, c in enumerate(index.chunks)}
+
+
+def _search(fake_assistant: Assistant, terms: tuple[TermIndex, dict[str, int]], query: str) -> tuple[list[str], str]:
+    hits = fake_assistant.search(query, len(fake_assistant.index.chunks))
+    return ui.search_ranking(hits, terms[0], terms[1], query)
+
+
+def test_search_ranking_over_the_real_index(fake_assistant: Assistant, terms: tuple[TermIndex, dict[str, int]]) -> None:
+    ids, match = _search(fake_assistant, terms, "fastlege")
+    assert match == "words"
     assert set(ids) >= {FASTLEGE_1}
     assert all(i in {u.id for u in fake_assistant.corpus.pledges} for i in ids)
+
+
+def test_search_shows_only_pledges_whose_own_words_match(
+    fake_assistant: Assistant, terms: tuple[TermIndex, dict[str, int]]
+) -> None:
+    texts = {u.id: u.text.lower() for u in fake_assistant.corpus.pledges}
+    ids, match = _search(fake_assistant, terms, "sykkel")
+    assert match == "words"
+    # «sykkel» finds «sykkelparkeringsplasser» and «syklende», not a pledge whose search words
+    # alone mention cycling.
+    assert ids and all(re.search(r"sykk|sykl", texts[i]) for i in ids)
+    all_hits = fake_assistant.search("sykkel", len(fake_assistant.index.chunks))
+    with_score = {h.chunk.unit_id for h in all_hits if h.chunk.kind == "pledge" and (h.bm25_score or 0) > 0}
+    assert len(with_score) > len(ids)  # the floor left some out
+
+
+def test_search_with_words_no_pledge_has_together(
+    fake_assistant: Assistant, terms: tuple[TermIndex, dict[str, int]]
+) -> None:
+    ids, match = _search(fake_assistant, terms, "sykkel barnehage")
+    assert match in ("related", "some_words")
+    assert ids
+    _, nothing = _search(fake_assistant, terms, "qwxzy")
+    assert nothing == "meaning"
 
 
 def test_pages() -> None:
@@ -475,7 +555,8 @@ def test_markdown_export_groups_by_heading() -> None:
 
 def test_selection_description() -> None:
     assert ui.selection_description(ui.ALL, ui.ALL, " ") == "Alle løfter."
-    assert ui.selection_description("A", "S1", "sykkel") == "Utvalg: kapittel «A», seksjon «S1», søk «sykkel»."
+    assert ui.selection_description("A", "S1", "sykkel") == "Utvalg: kapittel «A», overskrift «S1», søk «sykkel»."
+    assert ui.selection_description(ui.ALL, ui.ALL, "", "Eldre") == "Utvalg: tema «Eldre»."
 
 
 def test_export_filenames() -> None:
@@ -499,3 +580,226 @@ def test_load_resources_warms_up_and_counts_loads(
     assert resources.n_chunks == len(resources.assistant.index.chunks)
     assert FASTLEGE_1 in resources.context
     assert f"load #{before + 1}" in capsys.readouterr().err
+
+
+def test_load_library_is_the_corpus_without_the_model(fake_settings: FakeSettings) -> None:
+    before = ui.assistant_loads()
+    library = ui.load_library(fake_settings())
+    assert ui.assistant_loads() == before  # nothing heavy: the page can show at once
+    assert library.title == "Leangen-erklæringen" and library.period == "2024–2027"
+    assert len(library.pledges) == 285 and FASTLEGE_1 in library.context
+    assert library.themes and all(t.pledges for t in library.themes)
+    resources = ui.load_resources(fake_settings(), library)
+    assert resources.library is library and resources.assistant is library.assistant
+    assert resources.n_chunks == len(resources.terms.chunk_terms) == len(resources.positions)
+
+
+def test_load_library_checks_the_settings_at_once(fake_settings: FakeSettings) -> None:
+    with pytest.raises(ConfigError):
+        ui.load_library(fake_settings(backend="orakel"))
+
+
+# --- loading behind the page ---------------------------------------------------------------------
+
+
+def _resources(fake_settings: FakeSettings) -> ui.Resources:
+    return ui.load_resources(fake_settings())
+
+
+def test_the_loader_loads_once_in_the_background_and_hands_out_the_result(fake_settings: FakeSettings) -> None:
+    release = threading.Event()
+    calls: list[int] = []
+    loaded = _resources(fake_settings)
+
+    def load() -> ui.Resources:
+        calls.append(1)
+        release.wait(30)
+        return loaded
+
+    loader = ui.Loader(load)
+    assert not loader.ready
+    loader.start().start()  # starting twice loads once
+    assert not loader.ready and loader.error is None
+    with pytest.raises(TimeoutError):
+        loader.result(timeout=0.01)
+    release.set()
+    assert loader.result(timeout=30) is loaded
+    assert loader.ready and calls == [1]
+    ui.wait_for_loaders()
+
+
+def test_the_loader_keeps_a_failure_for_every_caller() -> None:
+    def load() -> ui.Resources:
+        raise IndexMissingError("no index")
+
+    loader = ui.Loader(load)
+    with pytest.raises(IndexMissingError):
+        loader.result(timeout=30)  # result() starts the load when nobody has
+    assert isinstance(loader.error, IndexMissingError)
+    with pytest.raises(IndexMissingError):
+        loader.result()
+
+
+# --- the welcome, English, «Om svaret» -------------------------------------------------------------
+
+
+def test_the_welcome_is_the_answer_stages_welcome_with_its_examples_as_buttons() -> None:
+    intro, examples = ui.welcome_parts()
+    assert WELCOME.startswith(intro) and "Prøv for eksempel" not in intro
+    assert examples and all(f"«{e}»" in WELCOME for e in examples)
+    assert ui.EXAMPLE_QUESTIONS[: len(examples)] == examples
+    assert _unescape(ui.welcome_markdown()) == intro
+    assert ui.welcome_parts("Hei! «Ikke et eksempel».") == ("Hei! «Ikke et eksempel».", ())
+
+
+def test_an_english_question_gets_an_english_lead() -> None:
+    english = replace(_answer("Byrådet vil …"), question="What will the council do about the GP scheme?")
+    assert ui.english_lead(english) == ui.ENGLISH_LEAD
+    assert "Norwegian" in ui.ENGLISH_LEAD and "own words" in ui.ENGLISH_LEAD
+    assert ui.english_lead(replace(english, refused=True)) == ui.ENGLISH_LEAD_REFUSED
+    assert ui.english_lead(replace(english, decision="chat")) is None
+    assert ui.english_lead(replace(english, question="Hva vil byrådet gjøre med fastlegeordningen?")) is None
+
+
+def test_the_document_line_and_about_the_answer() -> None:
+    assert _unescape(ui.document_line("Leangen-erklæringen", "2024–2027")) == ("Kilde: Leangen-erklæringen (2024–2027)")
+    answer = replace(_answer("x"), decision="theme", scope=AnswerScope("theme", "eldre"))
+    lines = [_unescape(line) for line in ui.about_answer(answer, "260b506392896b53")]
+    assert "metode: extractive" in lines[0]
+    assert lines[1] == "Utvalg: alt erklæringen har om temaet «eldre»."
+    assert lines[2] == "Korpusversjon 260b5063 · søk 21 ms · svar 0,6 ms"
+    generated = replace(_answer("x"), backend="openai", decision="generated", timings_ms={"retrieve": 3, "model": 850})
+    assert "språkmodell" in _unescape(ui.about_answer(generated, "x")[0])
+    assert _unescape(ui.about_answer(generated, "260b5063")[-1]).endswith("søk 3,0 ms · modell 850 ms")
+
+
+# --- broad answers in groups ----------------------------------------------------------------------
+
+
+def _cited(unit_id: str, chapter: str, section: str, kind: str = "pledge") -> Chunk:
+    return replace(_chunk(unit_id, kind=kind), chapter=chapter, section=section)
+
+
+def _broad(text: str, chunks: Sequence[Chunk], decision: str = "theme") -> Answer:
+    return replace(_answer(text, chunks), decision=decision)
+
+
+THEME_TEXT = (
+    "Erklæringen har seks løfter om eldre, i to kapitler:\n\n"
+    "**Helse og eldre › Flere eldre innbyggere**\n- a [1].\n- b [2].\n- c [3].\n\n"
+    "**Helse og eldre › Fastlegeordningen**\n- d [4].\n\n"
+    "**Kultur › Kulturbyen**\n- «e» [5].\n- f [6]."
+)
+THEME_CHUNKS = [
+    *(_cited(f"h/e/{i}", "Helse og eldre", "Flere eldre innbyggere") for i in (1, 2, 3)),
+    _cited("h/f/1", "Helse og eldre", "Fastlegeordningen"),
+    _cited("k/p1", "Kultur", "Kulturbyen", kind="passage"),
+    _cited("k/k/1", "Kultur", "Kulturbyen"),
+]
+
+
+def test_a_broad_answer_across_chapters_is_grouped_by_chapter_with_counts() -> None:
+    grouped = ui.group_answer(_broad(THEME_TEXT, THEME_CHUNKS))
+    assert grouped is not None
+    assert _unescape(grouped.lead) == "Erklæringen har seks løfter om eldre, i to kapitler:"
+    assert [_unescape(g.label) for g in grouped.groups] == ["**Helse og eldre** · 4 løfter", "**Kultur** · 2 punkter"]
+    helse = grouped.groups[0].markdown.split("\n")
+    assert "**Flere eldre innbyggere**" in helse and "**Fastlegeordningen**" in helse
+    assert "- a :blue-badge[1]\\." in helse
+    assert grouped.groups[1].unit_ids == ("k/p1", "k/k/1")
+
+
+def test_a_broad_answer_in_one_chapter_is_grouped_by_heading() -> None:
+    text = (
+        "Kapittelet «Helse og eldre» har 12 løfter under to overskrifter. De mest sentrale:\n"
+        "- «Byrådet skal X.» [1]\n\n**Flere eldre innbyggere** (8 løfter)\n- a [2].\n- b [3].\n"
+        "- … og 6 til under denne overskriften.\n\n**Fastlegeordningen** (4 løfter)\n- d [4].\n- e [5]."
+    )
+    chunks = [
+        _cited("h/p1/s1", "Helse og eldre", "Flere eldre innbyggere", kind="statement"),
+        _cited("h/e/1", "Helse og eldre", "Flere eldre innbyggere"),
+        _cited("h/e/2", "Helse og eldre", "Flere eldre innbyggere"),
+        _cited("h/f/1", "Helse og eldre", "Fastlegeordningen"),
+        _cited("h/f/2", "Helse og eldre", "Fastlegeordningen"),
+    ]
+    grouped = ui.group_answer(_broad(text, chunks, decision="chapter"))
+    assert grouped is not None
+    assert "Byrådet skal X" in _unescape(grouped.loose)
+    assert [_unescape(g.label) for g in grouped.groups] == [
+        "**Flere eldre innbyggere** (8 løfter)",
+        "**Fastlegeordningen** (4 løfter)",
+    ]
+    assert "og 6 til under denne overskriften" in _unescape(grouped.groups[0].markdown)
+
+
+def test_answers_that_are_not_long_lists_are_not_grouped() -> None:
+    assert ui.group_answer(_broad(THEME_TEXT, THEME_CHUNKS[:4])) is None  # few points
+    assert ui.group_answer(replace(_broad(THEME_TEXT, THEME_CHUNKS), refused=True)) is None
+    assert ui.group_answer(_broad(THEME_TEXT, THEME_CHUNKS, decision="generated")) is None
+    prose = "«a» [1] «b» [2] «c» [3] «d» [4] «e» [5]\n\nErklæringen har sju kapitler."
+    assert ui.group_answer(_broad(prose, THEME_CHUNKS[:5], decision="document")) is None
+
+
+def test_a_count_after_a_bold_line_stays_outside_the_bold() -> None:
+    assert ui.answer_markdown("**Skole** (5 løfter)") == "**Skole** \\(5 løfter\\)"
+
+
+# --- the pledge browser: headings, themes, hidden hits, links ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def library(fake_assistant: Assistant) -> ui.Library:
+    return ui.load_library(fake_assistant.settings)
+
+
+def test_heading_labels_are_short_unique_and_in_document_order() -> None:
+    units = [*PLEDGES, _unit("c/s4/1", "C", "S4", subheading="Skole")]
+    assert ui.heading_labels(units) == {"S1": "S1", "S2 › Skole": "S2 › Skole", "S3": "S3", "S4 › Skole": "S4 › Skole"}
+    assert ui.heading_options(PLEDGES, "A") == [ui.ALL, "S1", "Skole"]
+    assert [u.id for u in ui.filter_pledges(PLEDGES, ui.ALL, "Skole")] == ["a/s2/1"]
+
+
+def test_themes_as_filters(library: ui.Library) -> None:
+    names = [t.name for t in library.themes]
+    assert names == sorted(names, key=ui.norwegian_order)
+    assert ui.norwegian_order("Åpen") > ui.norwegian_order("Østbyen") > ui.norwegian_order("Zoo")
+    eldre = ui.theme_named(library.themes, "eldre")
+    assert eldre is not None and eldre.name == "Eldre"
+    # The pledges under the headings wholly about a theme belong to it.
+    assert "helse-og-eldre/flere-eldre-innbyggere/1" in eldre.pledges
+    assert ui.theme_named(library.themes, "elderly") is eldre
+    assert ui.theme_named(library.themes, "noe helt annet") is None
+    only = ui.apply_filters(library.pledges, ui.BrowserFilters(theme="Eldre"), library.themes, None)
+    assert {u.id for u in only} == eldre.pledges
+
+
+def test_the_filter_that_hides_every_hit_is_named(library: ui.Library) -> None:
+    sykkel = [u.id for u in library.pledges if "sykkel" in u.text]
+    filters = ui.BrowserFilters(chapter="Helse og eldre", query="sykkel")
+    assert ui.apply_filters(library.pledges, filters, library.themes, sykkel) == []
+    hiding, shown = ui.hiding_filters(library.pledges, filters, library.themes, sykkel)
+    assert hiding == ["kapittel"] and shown == len(sykkel)
+    assert ui.hidden_message(filters, hiding, shown) == (
+        f"Søket «sykkel» har {shown} treff, men ingen med kapittelet «Helse og eldre»."
+    )
+    # Two filters that only together hide everything are both named.
+    both = ui.BrowserFilters(chapter="Byutvikling", theme="Eldre")
+    hiding, shown = ui.hiding_filters(library.pledges, both, library.themes, None)
+    assert set(hiding) <= {"kapittel", "tema"} and hiding and shown > 0
+    assert ui.hiding_filters(library.pledges, ui.BrowserFilters(), library.themes, None) == ([], 0)
+    assert ui.BrowserFilters(theme="Eldre").without(["tema"]) == ui.BrowserFilters()
+
+
+def test_broad_answers_link_to_their_pledges_in_the_browser(library: ui.Library) -> None:
+    def link(decision: str, name: str) -> ui.BrowserLink | None:
+        answer = replace(_answer("x"), decision=decision, scope=AnswerScope(decision, name))
+        return ui.browser_link(answer, library.pledges, library.themes)
+
+    chapter = link("chapter", "Helse og eldre")
+    assert chapter is not None and chapter.filters == ui.BrowserFilters(chapter="Helse og eldre")
+    theme = link("theme", "kollektivtrafikk")
+    assert theme is not None and theme.filters == ui.BrowserFilters(theme="Kollektivtrafikk")
+    heading = link("heading", "Fastlegeordningen")
+    assert heading is not None
+    assert heading.filters == ui.BrowserFilters(chapter="Helse og eldre", heading="Fastlegeordningen")
+    assert link("theme", "noe annet") is None and link("ranked", "") is None and link("attribute", "tall") is None
