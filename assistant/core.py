@@ -236,25 +236,32 @@ class Assistant:
     def retrieve(self, question: str) -> Retrieved:
         searcher, terms = self._ensure_index()
         started = time.perf_counter()
-        scored = searcher.score(question)
+        # The question, its text without the words the platform never uses, and each item of a
+        # list it names are embedded in one batch: one model call instead of up to eight.
+        reduced = self._without_unknown_words(question, terms)
+        embed_reduced = [reduced] if reduced is not None and any(ch.isalnum() for ch in reduced) else []
+        aspects = aspect_questions(question)
+        vectors = self.embedder.encode_queries([question, *aspects, *embed_reduced])
+        scored, *per_aspect = searcher.score_vectors([question, *aspects], vectors[: 1 + len(aspects)])
         hits = searcher.hits(scored, self.settings.retrieve_k)
         ranked = ranking(scored)[: self.settings.retrieve_k]
-        shift = self._unknown_shift(question, scored, terms)
-        aspects = aspect_questions(question)
-        aspect_tops = tuple(int(ranking(each)[0]) for each in searcher.score_all(aspects)) if aspects else ()
+        if reduced is None:
+            shift = 0.0
+        elif embed_reduced:
+            shift = 1.0 - float(np.dot(vectors[0], vectors[-1]))
+        else:
+            shift = 1.0  # nothing the platform uses is left
+        aspect_tops = tuple(int(ranking(each)[0]) for each in per_aspect)
         elapsed = (time.perf_counter() - started) * 1000
         return Retrieved(question, scored, ranked, tuple(hits), elapsed, shift, aspect_tops)
 
-    def _unknown_shift(self, question: str, scored: Scored, terms: TermIndex) -> float:
-        # English words are all unknown to a Norwegian platform: leaving them out says nothing.
-        if scored.query_vector is None or looks_english(question):
-            return 0.0
-        reduced = terms.without_unknown_words(question)
-        if reduced is None:
-            return 0.0
-        if not any(ch.isalnum() for ch in reduced):
-            return 1.0
-        return 1.0 - float(np.dot(scored.query_vector, self.embedder.encode_query(reduced).ravel()))
+    @staticmethod
+    def _without_unknown_words(question: str, terms: TermIndex) -> str | None:
+        """The question without the words the platform never uses, or None when it has none (or is
+        English: all its words are unknown to a Norwegian platform, so leaving them out says nothing)."""
+        if looks_english(question):
+            return None
+        return terms.without_unknown_words(question)
 
     def select(self, retrieved: Retrieved) -> Selection:
         searcher, terms = self._ensure_index()

@@ -109,7 +109,10 @@ class HybridSearcher:
 
     def score_all(self, queries: Sequence[str]) -> list[Scored]:
         """`score` for several queries, embedded in one batch."""
-        vectors = self.embedder.encode_queries(list(queries))
+        return self.score_vectors(queries, self.embedder.encode_queries(list(queries)))
+
+    def score_vectors(self, queries: Sequence[str], vectors: np.ndarray) -> list[Scored]:
+        """`score` for queries already embedded (row i of `vectors` is query i)."""
         return [self._score(query, vector) for query, vector in zip(queries, vectors, strict=True)]
 
     def _score(self, query: str, query_vector: np.ndarray) -> Scored:

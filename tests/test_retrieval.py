@@ -109,6 +109,28 @@ def test_scoring_several_queries_in_one_batch_equals_scoring_each(searcher: Hybr
     assert searcher.score_all([]) == []
 
 
+def test_a_question_its_known_words_and_its_list_items_are_embedded_in_one_batch(
+    fake_assistant: Assistant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One model call per question: the unknown-word shift and the list items ride in the same batch."""
+    embedder = fake_assistant.embedder
+    batches: list[list[str]] = []
+    original = embedder.encode_queries
+
+    def counting(texts: Any) -> np.ndarray:
+        batches.append(list(texts))
+        return original(texts)
+
+    monkeypatch.setattr(embedder, "encode_queries", counting)
+    question = "Hva lover byrådet xylofonistene om buss, trikk og tog?"
+    retrieved = fake_assistant.retrieve(question)
+    assert len(batches) == 1 and batches[0][0] == question and len(batches[0]) == 5
+    assert len(retrieved.aspect_tops) == 3 and retrieved.unknown_shift > 0.0
+    # The same figures as scoring each text on its own.
+    alone = original([question, batches[0][-1]])
+    assert retrieved.unknown_shift == pytest.approx(1.0 - float(np.dot(alone[0], alone[1])))
+
+
 def test_hit_ranks_are_reported(searcher: HybridSearcher) -> None:
     (top,) = searcher.search("fritidskort", 1)
     assert top.chunk.id == FRITIDSKORT
