@@ -49,8 +49,6 @@ class Scored:
     fused: np.ndarray
     #: Cosine of the question to the closest search-expansion question (0 without expansions).
     best_view: float = 0.0
-    #: The question's embedding (L2-normalised), for comparisons with variants of the question.
-    query_vector: np.ndarray | None = None
 
 
 def fuse(dense: np.ndarray, bm25: np.ndarray, bm25_weight: float) -> np.ndarray:
@@ -107,10 +105,6 @@ class HybridSearcher:
     def score(self, query: str) -> Scored:
         return self._score(query, self.embedder.encode_query(query))
 
-    def score_all(self, queries: Sequence[str]) -> list[Scored]:
-        """`score` for several queries, embedded in one batch."""
-        return self.score_vectors(queries, self.embedder.encode_queries(list(queries)))
-
     def score_vectors(self, queries: Sequence[str], vectors: np.ndarray) -> list[Scored]:
         """`score` for queries already embedded (row i of `vectors` is query i)."""
         return [self._score(query, vector) for query, vector in zip(queries, vectors, strict=True)]
@@ -136,7 +130,7 @@ class HybridSearcher:
         terms = self.index.decompounder.terms(query, drop_question_words=True)
         bm25 = np.asarray(self.index.bm25.get_scores(terms), dtype=np.float64) if terms else np.zeros(n)
         fused = fuse(ranked_dense, bm25, self.bm25_weight) - self._rank_penalty
-        return Scored(dense=dense, bm25=bm25, fused=fused, best_view=best_view, query_vector=vector[0])
+        return Scored(dense=dense, bm25=bm25, fused=fused, best_view=best_view)
 
     def hits(self, scored: Scored, k: int) -> list[Hit]:
         order = ranking(scored)[:k]

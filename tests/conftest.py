@@ -17,7 +17,10 @@ from typing import Any
 import pytest
 
 from assistant.core import Assistant
+from assistant.relevance import TermIndex
+from assistant.scope import Catalogue
 from assistant.settings import FAKE_MODEL, PROJECT_ROOT, Settings, load_settings
+from assistant.types import Chunk
 
 #: Builds `Settings` for the fake embedder; keyword arguments override any field.
 FakeSettings = Callable[..., Settings]
@@ -137,6 +140,24 @@ def fake_assistant(tmp_path_factory: pytest.TempPathFactory, session_cache_dir: 
     assistant = Assistant(settings)
     assistant.build_index()
     return assistant
+
+
+@pytest.fixture(scope="module")
+def chunks(fake_assistant: Assistant) -> list[Chunk]:
+    """The fake assistant's chunks, in index order."""
+    return fake_assistant.index.chunks
+
+
+@pytest.fixture(scope="module")
+def terms(fake_assistant: Assistant, chunks: list[Chunk]) -> TermIndex:
+    """The word index over those chunks (a file may override it)."""
+    return TermIndex(chunks, fake_assistant.index.decompounder)
+
+
+@pytest.fixture(scope="module")
+def catalogue(fake_assistant: Assistant) -> Catalogue:
+    """The fake assistant's headings, chapters and themes."""
+    return fake_assistant.catalogue
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

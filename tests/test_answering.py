@@ -66,21 +66,6 @@ def test_clean_question_removes_soft_hyphen_inside_a_word() -> None:
     assert clean_question("Hva med fritids\u00adkort?", 2000) == "Hva med fritidskort?"
 
 
-@pytest.fixture(scope="module")
-def chunks(fake_assistant: Assistant) -> list[Chunk]:
-    return fake_assistant.index.chunks
-
-
-@pytest.fixture(scope="module")
-def terms(fake_assistant: Assistant, chunks: list[Chunk]) -> TermIndex:
-    return TermIndex(chunks, fake_assistant.index.decompounder)
-
-
-@pytest.fixture(scope="module")
-def catalogue(fake_assistant: Assistant) -> Catalogue:
-    return fake_assistant.catalogue
-
-
 # --- end to end through the assistant ------------------------------------------------------
 
 

@@ -15,14 +15,8 @@ from assistant.composing import (
     compose,
     with_marker,
 )
-from assistant.core import Assistant
 from assistant.scope import Catalogue, Scope, topic_names
 from assistant.types import Chunk
-
-
-@pytest.fixture(scope="module")
-def catalogue(fake_assistant: Assistant) -> Catalogue:
-    return fake_assistant.catalogue
 
 
 def _chunk(n: int, text: str, chapter: str = "Helse og eldre", kind: str = "pledge") -> Chunk:

@@ -101,12 +101,12 @@ def test_assistant_search_defaults_to_retrieve_k(fake_assistant: Assistant) -> N
 
 def test_scoring_several_queries_in_one_batch_equals_scoring_each(searcher: HybridSearcher) -> None:
     queries = ["Hva lover byrådet om buss?", "Hva lover byrådet om trikk?", "fastlege"]
-    batched = searcher.score_all(queries)
+    batched = searcher.score_vectors(queries, searcher.embedder.encode_queries(queries))
     for query, scored in zip(queries, batched, strict=True):
         alone = searcher.score(query)
         np.testing.assert_allclose(scored.fused, alone.fused, atol=1e-6)
         np.testing.assert_allclose(scored.dense, alone.dense, atol=1e-6)
-    assert searcher.score_all([]) == []
+    assert searcher.score_vectors([], searcher.embedder.encode_queries([])) == []
 
 
 def test_a_question_its_known_words_and_its_list_items_are_embedded_in_one_batch(

@@ -25,21 +25,6 @@ from assistant.types import Chunk
 
 
 @pytest.fixture(scope="module")
-def chunks(fake_assistant: Assistant) -> list[Chunk]:
-    return fake_assistant.index.chunks
-
-
-@pytest.fixture(scope="module")
-def terms(fake_assistant: Assistant, chunks: list[Chunk]) -> TermIndex:
-    return TermIndex(chunks, fake_assistant.index.decompounder)
-
-
-@pytest.fixture(scope="module")
-def catalogue(fake_assistant: Assistant) -> Catalogue:
-    return fake_assistant.catalogue
-
-
-@pytest.fixture(scope="module")
 def scope_of(fake_assistant: Assistant, chunks: list[Chunk], terms: TermIndex, catalogue: Catalogue):
     def resolve(question: str) -> Scope:
         ranked = [int(i) for i in fake_assistant.retrieve(question).ranked]
